@@ -1,0 +1,50 @@
+// The one contract between Ticket Lab's front ends (CLI now; IPC and the local server later) and
+// its service. A method takes one request object and returns one promise.
+import type { z } from 'zod';
+import {
+  CompareTicketsRequest,
+  DbInfoRequest,
+  ListRunsRequest,
+  ListTicketsRequest,
+  SearchImpRequest,
+  SearchOneShotRequest,
+  ShowTicketRequest,
+  type CompareResult,
+  type DbInfo,
+  type RunReport,
+  type SearchProgress,
+  type SearchSummary,
+  type TicketDetail,
+  type TicketSummary,
+} from './schemas';
+
+/** In-process extras of a long call: a cancel signal and a progress listener. Over IPC these become jobs and events. */
+export interface CallOptions {
+  signal?: AbortSignal;
+  onProgress?: (progress: SearchProgress) => void;
+}
+
+export interface LabApi {
+  /** Iterative magnitude pruning with rewinding: one ticket per level, optional controls. */
+  searchImp(request: SearchImpRequest, options?: CallOptions): Promise<SearchSummary>;
+  /** One-shot magnitude pruning to a target sparsity, from a dense training or a stored ticket. */
+  searchOneShot(request: SearchOneShotRequest, options?: CallOptions): Promise<SearchSummary>;
+  listTickets(request: ListTicketsRequest): Promise<TicketSummary[]>;
+  showTicket(request: ShowTicketRequest): Promise<TicketDetail>;
+  compareTickets(request: CompareTicketsRequest): Promise<CompareResult>;
+  listRuns(request: ListRunsRequest): Promise<RunReport[]>;
+  dbInfo(request: DbInfoRequest): Promise<DbInfo>;
+}
+
+/** Every method with the validator of its request: the list transports are built from. */
+export const LAB_API_METHODS = {
+  searchImp: SearchImpRequest,
+  searchOneShot: SearchOneShotRequest,
+  listTickets: ListTicketsRequest,
+  showTicket: ShowTicketRequest,
+  compareTickets: CompareTicketsRequest,
+  listRuns: ListRunsRequest,
+  dbInfo: DbInfoRequest,
+} satisfies { [K in keyof LabApi]: z.ZodType };
+
+export type LabApiMethod = keyof typeof LAB_API_METHODS;

@@ -1,0 +1,232 @@
+// The LabApi contract: request schemas (runtime validators with defaults) and response types.
+// Everything here is plain data, so it crosses IPC, HTTP and worker boundaries unchanged.
+// This module imports nothing from the rest of core: the renderer may use it.
+import { z } from 'zod';
+
+const Fraction = z.number().gt(0, 'must be greater than 0').lt(1, 'must be less than 1');
+const PositiveInt = z.number().int('must be a whole number').positive('must be at least 1');
+const NonNegativeInt = z.number().int('must be a whole number').min(0, 'must be 0 or more');
+const Name = z.string().min(1).max(200);
+const Id = z.string().min(1).max(64);
+
+export const BackendChoice = z.enum(['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu']);
+
+/** Training settings shared by every search that trains. Unset ones take the model's LTH defaults. */
+const TrainingOptions = {
+  iterations: PositiveInt.optional(),
+  epochs: z.number().positive('must be positive').optional(),
+  batchSize: PositiveInt.max(65_536).optional(),
+  optimizer: z.enum(['adam', 'sgd']).optional(),
+  learningRate: z.number().positive('must be positive').max(100).optional(),
+  momentum: z.number().min(0).lt(1).default(0),
+  weightDecay: z.number().min(0).max(1).default(0),
+  /** Validation every this many iterations; the early-stop iteration is one of these points. */
+  evalEvery: PositiveInt.default(100),
+  /** Held out of the training set for early stopping (the LTH paper: 5,000). */
+  validationSize: NonNegativeInt.default(5000),
+  rewindIteration: NonNegativeInt.default(0),
+  seed: NonNegativeInt.max(2 ** 31 - 1).default(0),
+  backend: BackendChoice.default('auto'),
+  dataDir: z.string().min(1).optional(),
+};
+
+function exclusiveBudget<T extends { iterations?: number | undefined; epochs?: number | undefined }>(value: T, ctx: z.RefinementCtx): void {
+  if (value.iterations !== undefined && value.epochs !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['epochs'], message: 'give either iterations or epochs, not both' });
+  }
+}
+
+export const SearchImpRequest = z
+  .object({
+    model: Name,
+    dataset: Name,
+    levels: PositiveInt.max(100).default(15),
+    /** Per-level rate of the fully connected layers (the LTH paper: 0.2); global scope: the one rate. */
+    rate: Fraction.optional(),
+    convRate: Fraction.optional(),
+    outputRate: Fraction.optional(),
+    scope: z.enum(['layer', 'global']).default('layer'),
+    control: z.enum(['reinit', 'random-mask']).optional(),
+    /** Levels that also train the control; default: every pruned level. */
+    controlLevels: z.array(PositiveInt).max(100).optional(),
+    ...TrainingOptions,
+  })
+  .strict()
+  .superRefine(exclusiveBudget);
+export type SearchImpRequest = z.input<typeof SearchImpRequest>;
+export type SearchImpParams = z.output<typeof SearchImpRequest>;
+
+export const SearchOneShotRequest = z
+  .object({
+    model: Name.optional(),
+    dataset: Name.optional(),
+    sparsity: Fraction,
+    scope: z.enum(['layer', 'global']).default('layer'),
+    /** Prune a stored ticket's trained weights instead of training a dense network first. */
+    fromTicket: Id.optional(),
+    retrain: z.boolean().default(true),
+    ...TrainingOptions,
+  })
+  .strict()
+  .superRefine(exclusiveBudget)
+  .superRefine((value, ctx) => {
+    if (!value.fromTicket && (!value.model || !value.dataset)) {
+      ctx.addIssue({ code: 'custom', path: ['model'], message: 'give a model and a dataset, or a ticket to start from' });
+    }
+  });
+export type SearchOneShotRequest = z.input<typeof SearchOneShotRequest>;
+export type SearchOneShotParams = z.output<typeof SearchOneShotRequest>;
+
+export const ListTicketsRequest = z
+  .object({
+    model: Name.optional(),
+    dataset: Name.optional(),
+    method: Name.optional(),
+    run: Id.optional(),
+    minSparsity: z.number().min(0).max(1).optional(),
+    role: z.enum(['ticket', 'control']).optional(),
+  })
+  .strict();
+export type ListTicketsRequest = z.input<typeof ListTicketsRequest>;
+
+export const ShowTicketRequest = z.object({ ticket: Id }).strict();
+export type ShowTicketRequest = z.input<typeof ShowTicketRequest>;
+
+export const CompareTicketsRequest = z.object({ a: Id, b: Id }).strict();
+export type CompareTicketsRequest = z.input<typeof CompareTicketsRequest>;
+
+export const ListRunsRequest = z.object({}).strict();
+export type ListRunsRequest = z.input<typeof ListRunsRequest>;
+
+export const DbInfoRequest = z.object({}).strict();
+export type DbInfoRequest = z.input<typeof DbInfoRequest>;
+
+// ---- responses ----
+
+export interface BackendReport {
+  requested: string;
+  provider: string;
+  tfBackend: string;
+  versions: Record<string, string>;
+  features: { simd?: boolean; threads?: boolean };
+  notes: string[];
+}
+
+export interface TicketSummary {
+  id: string;
+  runId: string;
+  parentId: string | null;
+  level: number;
+  method: string;
+  role: 'ticket' | 'control';
+  model: string;
+  dataset: string;
+  /** Global sparsity over the prunable set (zeros / entries). */
+  sparsity: number;
+  kept: number;
+  total: number;
+  /** Test accuracy at the early-stop iteration (minimum validation loss), as the LTH paper reports. */
+  testAccuracy: number | null;
+  earlyStopIteration: number | null;
+  createdAt: string;
+}
+
+export interface LayerSparsityReport {
+  name: string;
+  shape: number[];
+  kept: number;
+  total: number;
+  sparsity: number;
+}
+
+export interface CurvePointReport {
+  iteration: number;
+  trainLoss: number | null;
+  valLoss: number;
+  valAccuracy: number;
+}
+
+export interface RunReport {
+  id: string;
+  method: string;
+  model: string;
+  dataset: string;
+  seed: number;
+  status: 'running' | 'completed' | 'cancelled' | 'failed' | 'interrupted';
+  error: string | null;
+  hparams: Record<string, unknown>;
+  backend: Record<string, unknown>;
+  versions: Record<string, string>;
+  tickets: number;
+  createdAt: string;
+  finishedAt: string | null;
+}
+
+export interface TicketDetail extends TicketSummary {
+  metrics: Record<string, unknown>;
+  layers: LayerSparsityReport[];
+  curve: CurvePointReport[];
+  run: RunReport;
+  lineage: { ancestors: TicketSummary[]; children: TicketSummary[] };
+}
+
+export interface SearchSummary {
+  runId: string;
+  status: RunReport['status'];
+  /** The TF.js backend the run trained on. */
+  backend: string;
+  backendInfo: BackendReport;
+  tickets: TicketSummary[];
+}
+
+export interface MaskOverlap {
+  name: string;
+  total: number;
+  keptA: number;
+  keptB: number;
+  /** |A∩B| / |A∪B| over kept entries. */
+  iou: number;
+  /** IoU two independent random masks of these densities would have: d_a·d_b / (d_a + d_b − d_a·d_b). */
+  chanceIou: number;
+  /** Number of entries where the masks differ. */
+  hamming: number;
+  /** Hamming distance / entries. */
+  hammingFraction: number;
+}
+
+export interface CompareResult {
+  a: TicketSummary;
+  b: TicketSummary;
+  layers: MaskOverlap[];
+  total: MaskOverlap;
+  /** Tensors present in only one of the two. */
+  unmatched: string[];
+}
+
+export interface DbInfo {
+  path: string;
+  exists: boolean;
+  schemaVersion: number | null;
+  latestSchemaVersion: number;
+  bytes: number | null;
+  counts: Record<'models' | 'datasets' | 'runs' | 'tickets' | 'masks' | 'weights', number>;
+}
+
+/** Live progress of a search, for the CLI's progress line and (later) the UI's progress bars. */
+export interface SearchProgress {
+  runId: string;
+  /** Level being trained; 0 = dense. */
+  level: number;
+  levels: number;
+  /** Which piece of the level: the ticket itself, a control, or one-shot's phases. */
+  piece: string;
+  iteration: number;
+  startIteration: number;
+  endIteration: number;
+  loss: number | null;
+  valAccuracy: number | null;
+  /** Fraction of the whole search done, in [0, 1]. */
+  fraction: number;
+  elapsedSeconds: number;
+  etaSeconds: number | null;
+}

@@ -1,0 +1,203 @@
+// The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
+import type { LabApi } from '../api/lab-api';
+import type { SearchImpRequest, SearchSummary } from '../api/schemas';
+import { compareTable, dbInfoText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+
+export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list';
+
+export interface OptionDef {
+  flag: string;
+  /** The request field it fills (defaults to the flag in camelCase). */
+  field?: string;
+  kind: OptionKind;
+  help: string;
+}
+
+export interface CommandContext {
+  api: LabApi;
+  json: boolean;
+  out(text: string): void;
+  err(text: string): void;
+  /** For long commands: cancel on Ctrl-C and a live progress line. */
+  signal: AbortSignal;
+  progress: ((p: import('../api/schemas').SearchProgress) => void) | undefined;
+}
+
+export interface CommandDef {
+  name: string;
+  summary: string;
+  positionals: string[];
+  options: OptionDef[];
+  /** Long-running: gets Ctrl-C handling and the progress line. */
+  long?: boolean;
+  /** Accepts --backend. */
+  usesBackend?: boolean;
+  run(ctx: CommandContext, request: Record<string, unknown>, positionals: string[]): Promise<void>;
+}
+
+const TRAINING_OPTIONS: OptionDef[] = [
+  { flag: 'iterations', kind: 'int', help: 'training iterations per level (default: the model\'s LTH schedule, 50,000 for LeNet)' },
+  { flag: 'epochs', kind: 'number', help: 'or: training length in epochs of the training split' },
+  { flag: 'batch', field: 'batchSize', kind: 'int', help: 'batch size (default 60, as the LTH paper)' },
+  { flag: 'optimizer', kind: 'string', help: 'adam | sgd (default adam)' },
+  { flag: 'lr', field: 'learningRate', kind: 'number', help: 'learning rate (default: the model\'s LTH value, 1.2e-3 for LeNet; 0.1 for sgd)' },
+  { flag: 'momentum', kind: 'number', help: 'SGD momentum (default 0)' },
+  { flag: 'weight-decay', kind: 'number', help: 'L2 weight decay (default 0)' },
+  { flag: 'rewind', field: 'rewindIteration', kind: 'int', help: 'rewind kept weights to iteration k (default 0: the initialisation)' },
+  { flag: 'eval-every', kind: 'int', help: 'validate every N iterations; early stop is the one with least validation loss (default 100)' },
+  { flag: 'validation-size', kind: 'int', help: 'training examples held out for validation (default 5000)' },
+  { flag: 'seed', kind: 'int', help: 'seed of the initialisation, data order and random choices (default 0)' },
+  { flag: 'data-dir', kind: 'string', help: 'folder with the dataset\'s IDX files (raw or .gz)' },
+];
+
+function printSearch(ctx: CommandContext, summary: SearchSummary): void {
+  if (ctx.json) {
+    ctx.out(JSON.stringify(summary, null, 2));
+    return;
+  }
+  ctx.out(`run ${summary.runId} (${summary.status}) on ${summary.backend}\n`);
+  ctx.out(searchTable(summary));
+  const tickets = summary.tickets.filter((t) => t.role === 'ticket');
+  const last = tickets[tickets.length - 1];
+  const first = tickets[0];
+  ctx.out('\nlook further:');
+  ctx.out(`  ticket-lab tickets --run ${summary.runId}`);
+  if (last) ctx.out(`  ticket-lab show ${last.id}`);
+  if (first && last && first !== last) ctx.out(`  ticket-lab compare ${first.id} ${last.id}`);
+  const control = summary.tickets.find((t) => t.role === 'control');
+  if (control && control.parentId) ctx.out(`  ticket-lab compare ${control.parentId} ${control.id}`);
+}
+
+/** The demo's schedule: IMP on LeNet-300-100/MNIST, sized to finish in about 10 minutes on 2 CPU cores. */
+export const DEMO_REQUEST: SearchImpRequest = {
+  model: 'lenet-300-100',
+  dataset: 'mnist',
+  levels: 6,
+  iterations: 1000,
+  evalEvery: 100,
+  control: 'reinit',
+  controlLevels: [3, 6],
+  seed: 0,
+};
+
+export const COMMANDS: CommandDef[] = [
+  {
+    name: 'search imp',
+    summary: 'iterative magnitude pruning with rewinding: a ticket per level',
+    positionals: [],
+    long: true,
+    usesBackend: true,
+    options: [
+      { flag: 'model', kind: 'string', help: 'lenet-300-100 | conv-2 | conv-4 | conv-6' },
+      { flag: 'dataset', kind: 'string', help: 'mnist | fashion-mnist' },
+      { flag: 'levels', kind: 'int', help: 'pruning levels after the dense one (default 15)' },
+      { flag: 'rate', kind: 'number', help: 'fraction of remaining fc weights pruned per level (default 0.2); with --scope global, the one rate' },
+      { flag: 'conv-rate', kind: 'number', help: 'per-level rate of conv layers (default 0.1; conv-6: 0.15)' },
+      { flag: 'output-rate', kind: 'number', help: 'per-level rate of the output layer (default 0.1)' },
+      { flag: 'scope', kind: 'string', help: 'layer (LTH paper, default) | global (open_lth)' },
+      { flag: 'control', kind: 'string', help: 'also train a control: reinit (same mask, new weights) | random-mask (same per-layer sparsity)' },
+      { flag: 'control-levels', kind: 'int-list', help: 'levels that train the control, e.g. 3,6,9 (default: all)' },
+      ...TRAINING_OPTIONS,
+    ],
+    async run(ctx, request) {
+      printSearch(ctx, await ctx.api.searchImp(request as SearchImpRequest, { signal: ctx.signal, ...(ctx.progress ? { onProgress: ctx.progress } : {}) }));
+    },
+  },
+  {
+    name: 'search oneshot',
+    summary: 'one-shot magnitude pruning to a target sparsity',
+    positionals: [],
+    long: true,
+    usesBackend: true,
+    options: [
+      { flag: 'model', kind: 'string', help: 'lenet-300-100 | conv-2 | conv-4 | conv-6' },
+      { flag: 'dataset', kind: 'string', help: 'mnist | fashion-mnist' },
+      { flag: 'sparsity', kind: 'number', help: 'fraction of prunable weights to remove, in (0, 1)' },
+      { flag: 'scope', kind: 'string', help: 'layer (default) | global' },
+      { flag: 'from', field: 'fromTicket', kind: 'string', help: 'prune this ticket\'s trained weights instead of training a dense network first' },
+      { flag: 'no-retrain', field: 'retrain', kind: 'boolean', help: 'evaluate the pruned weights without retraining from the rewind point' },
+      ...TRAINING_OPTIONS,
+    ],
+    async run(ctx, request) {
+      if (request.retrain === true) request.retrain = false; // --no-retrain
+      printSearch(ctx, await ctx.api.searchOneShot(request as never, { signal: ctx.signal, ...(ctx.progress ? { onProgress: ctx.progress } : {}) }));
+    },
+  },
+  {
+    name: 'tickets',
+    summary: 'list tickets, filtered',
+    positionals: [],
+    options: [
+      { flag: 'model', kind: 'string', help: 'only this architecture' },
+      { flag: 'dataset', kind: 'string', help: 'only this dataset' },
+      { flag: 'method', kind: 'string', help: 'imp | oneshot-magnitude | dense | reinit-control | random-mask-control' },
+      { flag: 'run', kind: 'string', help: 'only this run (id or unique prefix)' },
+      { flag: 'min-sparsity', kind: 'number', help: 'only tickets at least this sparse, in [0, 1]' },
+      { flag: 'role', kind: 'string', help: 'ticket | control' },
+    ],
+    async run(ctx, request) {
+      const tickets = await ctx.api.listTickets(request);
+      if (ctx.json) ctx.out(JSON.stringify(tickets, null, 2));
+      else ctx.out(tickets.length ? ticketTable(tickets) : 'no tickets match (start one with `ticket-lab demo` or `ticket-lab search imp`)');
+    },
+  },
+  {
+    name: 'show',
+    summary: 'a ticket: metrics, per-layer sparsity, lineage',
+    positionals: ['TICKET'],
+    options: [],
+    async run(ctx, _request, [ticket]) {
+      const detail = await ctx.api.showTicket({ ticket: ticket! });
+      ctx.out(ctx.json ? JSON.stringify(detail, null, 2) : ticketDetail(detail));
+    },
+  },
+  {
+    name: 'compare',
+    summary: 'per-layer and total IoU and Hamming distance of two tickets\' masks',
+    positionals: ['A', 'B'],
+    options: [],
+    async run(ctx, _request, [a, b]) {
+      const result = await ctx.api.compareTickets({ a: a!, b: b! });
+      ctx.out(ctx.json ? JSON.stringify(result, null, 2) : compareTable(result));
+    },
+  },
+  {
+    name: 'runs',
+    summary: 'list runs with their status',
+    positionals: [],
+    options: [],
+    async run(ctx) {
+      const runs = await ctx.api.listRuns({});
+      if (ctx.json) ctx.out(JSON.stringify(runs, null, 2));
+      else ctx.out(runs.length ? runsTable(runs) : 'no runs yet');
+    },
+  },
+  {
+    name: 'db info',
+    summary: 'database path, schema version and counts',
+    positionals: [],
+    options: [],
+    async run(ctx) {
+      const info = await ctx.api.dbInfo({});
+      ctx.out(ctx.json ? JSON.stringify(info, null, 2) : dbInfoText(info));
+    },
+  },
+  {
+    name: 'demo',
+    summary: 'IMP on LeNet-300-100 / MNIST with a short schedule (about 10 minutes on 2 CPU cores)',
+    positionals: [],
+    long: true,
+    usesBackend: true,
+    options: [],
+    async run(ctx, request) {
+      if (!ctx.json) {
+        ctx.err(
+          'demo: iterative magnitude pruning of LeNet-300-100 on MNIST (the LTH paper\'s Adam 1.2e-3, batch 60, 20%/10% per level),\n' +
+            `      ${DEMO_REQUEST.levels} levels × ${DEMO_REQUEST.iterations} iterations, rewinding to the initialisation, with the random re-initialisation control at levels ${DEMO_REQUEST.controlLevels!.join(' and ')}.\n` +
+            '      The paper trains 50,000 iterations per level: see docs/results/lth-lenet.md for that experiment.\n',
+        );
+      }
+      printSearch(ctx, await ctx.api.searchImp({ ...DEMO_REQUEST, ...request }, { signal: ctx.signal, ...(ctx.progress ? { onProgress: ctx.progress } : {}) }));
+    },
+  },
+];

@@ -1,0 +1,147 @@
+// Human-readable output of the CLI: aligned tables and small numbers formatted the same way everywhere.
+import type { CompareResult, DbInfo, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
+
+export function pct(x: number | null | undefined, digits = 2): string {
+  return x === null || x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(digits)}%`;
+}
+
+/** Remaining weights as the LTH paper labels its x axis: 100, 51.3, 21.1, 3.6 ... */
+export function remaining(sparsity: number): string {
+  const r = 100 * (1 - sparsity);
+  return `${r >= 10 ? r.toFixed(1) : r >= 1 ? r.toFixed(2) : r.toFixed(3)}%`;
+}
+
+export function duration(seconds: number): string {
+  if (!Number.isFinite(seconds)) return '—';
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
+}
+
+export function table(header: string[], rows: string[][], rightAligned: number[] = []): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (rightAligned.includes(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+export function bar(fraction: number, width = 20): string {
+  const filled = Math.max(0, Math.min(width, Math.round(fraction * width)));
+  return `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;
+}
+
+export function ticketTable(tickets: readonly TicketSummary[]): string {
+  return table(
+    ['ticket', 'run', 'model', 'dataset', 'method', 'level', 'remaining', 'test acc', 'early stop'],
+    tickets.map((t) => [
+      t.id,
+      t.runId,
+      t.model,
+      t.dataset,
+      t.method,
+      String(t.level),
+      remaining(t.sparsity),
+      pct(t.testAccuracy),
+      t.earlyStopIteration === null ? '—' : String(t.earlyStopIteration),
+    ]),
+    [5, 6, 7, 8],
+  );
+}
+
+/** The accuracy-vs-remaining-weights table of a search, with each control beside its ticket. */
+export function searchTable(summary: SearchSummary): string {
+  const tickets = summary.tickets.filter((t) => t.role === 'ticket');
+  const controls = summary.tickets.filter((t) => t.role === 'control');
+  const controlKinds = [...new Set(controls.map((c) => c.method))];
+  const header = ['level', 'remaining', 'test acc', 'early stop', ...controlKinds.map((k) => `${k} acc`), 'ticket'];
+  const rows = tickets.map((t) => [
+    String(t.level),
+    remaining(t.sparsity),
+    pct(t.testAccuracy),
+    t.earlyStopIteration === null ? '—' : String(t.earlyStopIteration),
+    ...controlKinds.map((kind) => {
+      const c = controls.find((x) => x.parentId === t.id && x.method === kind);
+      return c ? pct(c.testAccuracy) : '';
+    }),
+    t.id,
+  ]);
+  return table(header, rows, [0, 1, 2, 3, ...controlKinds.map((_, i) => 4 + i)]);
+}
+
+export function ticketDetail(d: TicketDetail): string {
+  const m = d.metrics as {
+    earlyStop?: { iteration: number; valLoss: number; valAccuracy: number; testAccuracy: number };
+    final?: { iteration: number; testAccuracy: number };
+    prunedBeforeRetraining?: { testAccuracy: number };
+    trainSeconds?: number;
+  };
+  const lines = [
+    `ticket ${d.id}  (${d.method}, ${d.role}, level ${d.level})`,
+    `  model ${d.model} on ${d.dataset}; run ${d.run.id} (${d.run.method}, seed ${d.run.seed}, ${d.run.status}, backend ${String(d.run.backend.tfBackend ?? '?')})`,
+    `  remaining ${remaining(d.sparsity)} of prunable weights (${d.kept.toLocaleString('en-US')} of ${d.total.toLocaleString('en-US')}), sparsity ${pct(d.sparsity)}`,
+  ];
+  if (m.earlyStop) {
+    lines.push(`  early stop at iteration ${m.earlyStop.iteration}: test ${pct(m.earlyStop.testAccuracy)}, validation ${pct(m.earlyStop.valAccuracy)} (loss ${m.earlyStop.valLoss.toFixed(4)})`);
+  }
+  if (m.final) lines.push(`  end of training (iteration ${m.final.iteration}): test ${pct(m.final.testAccuracy)}`);
+  if (m.prunedBeforeRetraining) lines.push(`  pruned, before retraining: test ${pct(m.prunedBeforeRetraining.testAccuracy)}`);
+  if (m.trainSeconds !== undefined) lines.push(`  training took ${duration(m.trainSeconds)}`);
+  lines.push('', 'per-layer sparsity');
+  lines.push(
+    table(
+      ['tensor', 'shape', 'kept', 'total', 'sparsity', ''],
+      d.layers.map((l) => [l.name, l.shape.join('×'), String(l.kept), String(l.total), pct(l.sparsity), bar(l.sparsity)]),
+      [2, 3, 4],
+    ),
+  );
+  lines.push('', 'lineage');
+  if (d.lineage.ancestors.length === 0) lines.push('  (root)');
+  for (const a of d.lineage.ancestors) lines.push(`  ${a.id}  level ${a.level}  ${remaining(a.sparsity)} remaining  test ${pct(a.testAccuracy)}`);
+  lines.push(`→ ${d.id}  level ${d.level}  ${remaining(d.sparsity)} remaining  test ${pct(d.testAccuracy)}`);
+  for (const c of d.lineage.children) lines.push(`  ↳ ${c.id}  ${c.method} level ${c.level}  ${remaining(c.sparsity)} remaining  test ${pct(c.testAccuracy)}`);
+  return lines.join('\n');
+}
+
+export function compareTable(c: CompareResult): string {
+  const rows = [...c.layers, c.total].map((l) => [
+    l.name,
+    String(l.keptA),
+    String(l.keptB),
+    String(l.total),
+    l.iou.toFixed(4),
+    l.chanceIou.toFixed(4),
+    String(l.hamming),
+    pct(l.hammingFraction),
+  ]);
+  const lines = [
+    `A ${c.a.id}  ${c.a.method} level ${c.a.level}  ${remaining(c.a.sparsity)} remaining`,
+    `B ${c.b.id}  ${c.b.method} level ${c.b.level}  ${remaining(c.b.sparsity)} remaining`,
+    '',
+    table(['tensor', 'kept A', 'kept B', 'entries', 'IoU', 'chance IoU', 'Hamming', 'Hamming %'], rows, [1, 2, 3, 4, 5, 6, 7]),
+  ];
+  if (c.unmatched.length) lines.push('', `not compared (in one ticket only, or shapes differ): ${c.unmatched.join(', ')}`);
+  return lines.join('\n');
+}
+
+export function runsTable(runs: readonly RunReport[]): string {
+  return table(
+    ['run', 'method', 'model', 'dataset', 'seed', 'status', 'tickets', 'backend', 'started'],
+    runs.map((r) => [r.id, r.method, r.model, r.dataset, String(r.seed), r.status, String(r.tickets), String(r.backend.tfBackend ?? '?'), r.createdAt.replace('T', ' ').slice(0, 19)]),
+    [4, 6],
+  );
+}
+
+export function dbInfoText(info: DbInfo): string {
+  if (!info.exists) return `database ${info.path}\n  does not exist yet (a search creates it); schema version this Ticket Lab writes: ${info.latestSchemaVersion}`;
+  const c = info.counts;
+  return [
+    `database ${info.path}`,
+    `  schema version ${info.schemaVersion} (latest ${info.latestSchemaVersion}), ${((info.bytes ?? 0) / 1024).toFixed(0)} KiB`,
+    `  ${c.runs} runs, ${c.tickets} tickets, ${c.masks} masks, ${c.weights} weight checkpoints, ${c.models} models, ${c.datasets} datasets`,
+  ].join('\n');
+}

@@ -1,0 +1,128 @@
+// A zoo architecture as TF.js variables with its masks applied in the forward pass.
+import * as tf from '@tensorflow/tfjs';
+import type { MaskSet } from '../pruning/mask';
+import type { Architecture, ParamSpec } from './architectures';
+import { type WeightSet, sizeOf } from './weights';
+
+export class MaskedNetwork {
+  /** Trainable parameters by name, in architecture order. */
+  readonly params = new Map<string, tf.Variable>();
+  /** 0/1 float masks of the prunable kernels. */
+  readonly masks = new Map<string, tf.Tensor>();
+  private disposed = false;
+
+  constructor(
+    readonly arch: Architecture,
+    readonly specs: readonly ParamSpec[],
+    weights: WeightSet,
+    masks: MaskSet,
+  ) {
+    for (const spec of specs) {
+      const w = weights.find((t) => t.name === spec.name);
+      if (!w || w.values.length !== sizeOf(spec.shape)) throw new Error(`weights for ${spec.name} missing or mis-shaped`);
+      const mask = masks.find((m) => m.name === spec.name);
+      if (mask) {
+        const m = tf.tensor(Float32Array.from(mask.bits), spec.shape, 'float32');
+        this.masks.set(spec.name, m);
+      }
+      // Zero the pruned entries when the mask is applied: the stored weight tensor is the truth.
+      const initial = mask ? maskedCopy(w.values, mask.bits) : w.values;
+      this.params.set(spec.name, variableFrom(tf.tensor(initial, spec.shape, 'float32'), true));
+    }
+  }
+
+  get variables(): tf.Variable[] {
+    return [...this.params.values()];
+  }
+
+  private kernel(name: string): tf.Tensor {
+    const w = this.params.get(name)!;
+    const m = this.masks.get(name);
+    // Mask in the forward pass: the gradient w.r.t. w is then exactly zero at pruned entries.
+    return m ? tf.mul(w, m) : w;
+  }
+
+  /** Logits for a batch [n, h, w, c]. Call inside tf.tidy or a gradient function. */
+  forward(x: tf.Tensor4D): tf.Tensor2D {
+    let h: tf.Tensor = x;
+    for (const layer of this.arch.layers) {
+      switch (layer.kind) {
+        case 'conv2d':
+          h = tf.fused.conv2d({
+            x: h as tf.Tensor4D,
+            filter: this.kernel(`${layer.name}.kernel`) as tf.Tensor4D,
+            strides: 1,
+            pad: 'same',
+            bias: this.params.get(`${layer.name}.bias`)!,
+            activation: 'relu',
+          });
+          break;
+        case 'maxpool':
+          h = tf.maxPool(h as tf.Tensor4D, layer.size, layer.size, 'valid');
+          break;
+        case 'flatten':
+          h = tf.reshape(h, [h.shape[0]!, -1]);
+          break;
+        case 'dense':
+          h = tf.fused.matMul({
+            a: h as tf.Tensor2D,
+            b: this.kernel(`${layer.name}.kernel`) as tf.Tensor2D,
+            bias: this.params.get(`${layer.name}.bias`)!,
+            activation: layer.activation,
+          });
+          break;
+      }
+    }
+    return h as tf.Tensor2D;
+  }
+
+  /** Re-apply the masks to the variables: the guard that keeps pruned weights exactly zero. */
+  applyMasks(): void {
+    tf.tidy(() => {
+      for (const [name, m] of this.masks) {
+        const w = this.params.get(name)!;
+        w.assign(tf.mul(w, m));
+      }
+    });
+  }
+
+  assignWeights(weights: WeightSet): void {
+    tf.tidy(() => {
+      for (const t of weights) {
+        const v = this.params.get(t.name);
+        if (!v) continue;
+        v.assign(tf.tensor(t.values, t.shape, 'float32'));
+      }
+    });
+    this.applyMasks();
+  }
+
+  async readWeights(): Promise<WeightSet> {
+    const out: WeightSet = [];
+    for (const [name, v] of this.params) {
+      // Copy: some backends hand out their own backing array.
+      out.push({ name, shape: [...v.shape], values: ((await v.data()) as Float32Array).slice() });
+    }
+    return out;
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const v of this.params.values()) v.dispose();
+    for (const m of this.masks.values()) m.dispose();
+  }
+}
+
+/** tf.variable keeps its initial tensor alive as a separate handle; release it. */
+export function variableFrom(initial: tf.Tensor, trainable: boolean): tf.Variable {
+  const v = tf.variable(initial, trainable);
+  initial.dispose();
+  return v;
+}
+
+export function maskedCopy(values: Float32Array, bits: Uint8Array): Float32Array {
+  const out = new Float32Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = bits[i] ? values[i]! : 0;
+  return out;
+}

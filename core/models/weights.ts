@@ -1,0 +1,88 @@
+// Weights as plain typed arrays: what is stored, rewound to and compared. Tensors live only
+// while a network trains or evaluates.
+import { createHash } from 'node:crypto';
+import { Rng } from '../compute/rng';
+import type { ParamSpec } from './architectures';
+
+export interface NamedTensor {
+  name: string;
+  shape: number[];
+  values: Float32Array;
+}
+
+/** Parameters in architecture order. */
+export type WeightSet = NamedTensor[];
+
+export function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * Gaussian Glorot initialisation, as the LTH paper trains its nets: kernels ~ N(0, 2/(fan_in + fan_out)),
+ * biases 0. Drawn in JS from the seeded stream so the same seed gives the same weights on every backend.
+ */
+export function initWeights(specs: readonly ParamSpec[], seed: number, stream = 'init'): WeightSet {
+  const rng = Rng.stream(seed, stream);
+  return specs.map((spec) => {
+    const values = new Float32Array(sizeOf(spec.shape));
+    if (spec.kind === 'kernel') {
+      const std = Math.sqrt(2 / (spec.fanIn + spec.fanOut));
+      for (let i = 0; i < values.length; i++) values[i] = rng.normal() * std;
+    }
+    return { name: spec.name, shape: [...spec.shape], values };
+  });
+}
+
+export function cloneWeights(weights: WeightSet): WeightSet {
+  return weights.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.slice() }));
+}
+
+export function tensorByName(weights: WeightSet, name: string): NamedTensor {
+  const t = weights.find((w) => w.name === name);
+  if (!t) throw new Error(`No tensor named ${name}`);
+  return t;
+}
+
+/** Content digest: names, shapes and float bits, so equal weights are stored once. */
+export function digestWeights(weights: WeightSet): string {
+  const hash = createHash('sha256');
+  for (const t of weights) {
+    hash.update(`${t.name}:${t.shape.join('x')};`);
+    hash.update(new Uint8Array(t.values.buffer, t.values.byteOffset, t.values.byteLength));
+  }
+  return hash.digest('hex');
+}
+
+/** Serialises a weight set: a JSON header line of names and shapes, then little-endian float32 data. */
+export function encodeWeights(weights: WeightSet): Buffer {
+  const header = Buffer.from(`${JSON.stringify(weights.map((t) => ({ name: t.name, shape: t.shape })))}\n`, 'utf8');
+  const total = weights.reduce((n, t) => n + t.values.length, 0);
+  const body = Buffer.alloc(total * 4);
+  let offset = 0;
+  for (const t of weights) {
+    for (let i = 0; i < t.values.length; i++) body.writeFloatLE(t.values[i]!, offset + 4 * i);
+    offset += 4 * t.values.length;
+  }
+  const length = Buffer.alloc(4);
+  length.writeUInt32LE(header.length, 0);
+  return Buffer.concat([length, header, body]);
+}
+
+export function decodeWeights(bytes: Uint8Array): WeightSet {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.length < 4) throw new Error('weights blob too short');
+  const headerLength = buf.readUInt32LE(0);
+  const header = JSON.parse(buf.subarray(4, 4 + headerLength).toString('utf8')) as Array<{ name: string; shape: number[] }>;
+  let offset = 4 + headerLength;
+  const out: WeightSet = [];
+  for (const { name, shape } of header) {
+    const n = sizeOf(shape);
+    if (offset + 4 * n > buf.length) throw new Error(`weights blob ends inside ${name}`);
+    const values = new Float32Array(n);
+    for (let i = 0; i < n; i++) values[i] = buf.readFloatLE(offset + 4 * i);
+    offset += 4 * n;
+    out.push({ name, shape, values });
+  }
+  if (offset !== buf.length) throw new Error('weights blob has trailing bytes');
+  return out;
+}

@@ -1,0 +1,102 @@
+// One-shot magnitude pruning (ALGORITHMS.md §2): from trained weights keep the round(d·N) largest
+// |w| (per layer or globally), then optionally retrain from the rewind point (IMP with one level).
+import type { LoadedDataset } from '../data/datasets';
+import type { Architecture, ParamSpec } from '../models/architectures';
+import type { WeightSet } from '../models/weights';
+import { type EvalResult, type TrainResult, type TrainSchedule, evaluateWeights, trainMasked } from '../train/train';
+import { sparsityBudget } from './budget';
+import { denseMasks } from './imp';
+import type { MaskSet } from './mask';
+import { maskedCopy } from '../models/network';
+import { magnitudeStrategy } from './magnitude';
+
+export interface OneShotPlan {
+  sparsity: number;
+  scope: 'layer' | 'global';
+  /** The tensors pruned (the rest keep their mask). */
+  tensors: string[];
+  rewindIteration: number;
+  retrain: boolean;
+  seed: number;
+  schedule: TrainSchedule;
+}
+
+/** Start from scratch (train the dense network first) or from a stored ticket's trained weights. */
+export type OneShotSource =
+  | { kind: 'train'; initialWeights: WeightSet }
+  | { kind: 'ticket'; level: number; masks: MaskSet; trainedWeights: WeightSet; rewindWeights: WeightSet };
+
+export interface OneShotProgress {
+  phase: 'dense' | 'retrain';
+  iteration: number;
+  startIteration: number;
+  endIteration: number;
+  loss: number | null;
+  valAccuracy: number | null;
+}
+
+export interface OneShotOutcome {
+  level: number;
+  kind: 'dense' | 'pruned';
+  masks: MaskSet;
+  startWeights: WeightSet;
+  /** Training of this piece; null for a pruned ticket that is not retrained. */
+  result: TrainResult | null;
+  /** The pruned trained weights, before any retraining. */
+  pruned?: { validation: EvalResult; test: EvalResult };
+  finalWeights: WeightSet;
+  rewindWeights?: WeightSet;
+}
+
+export interface OneShotInput {
+  arch: Architecture;
+  specs: readonly ParamSpec[];
+  dataset: LoadedDataset;
+  plan: OneShotPlan;
+  source: OneShotSource;
+  signal?: AbortSignal | undefined;
+  onProgress?: ((p: OneShotProgress) => void) | undefined;
+  onOutcome(outcome: OneShotOutcome): void | Promise<void>;
+}
+
+export async function runOneShot(input: OneShotInput): Promise<void> {
+  const { arch, specs, dataset, plan, signal } = input;
+  const k = plan.rewindIteration;
+  const train = (phase: OneShotProgress['phase'], weights: WeightSet, masks: MaskSet, startIteration: number, checkpointAt?: number) =>
+    trainMasked({
+      arch, specs, dataset, weights, masks, schedule: plan.schedule, dataSeed: plan.seed, startIteration,
+      ...(checkpointAt !== undefined ? { checkpointAt } : {}),
+      signal,
+      onProgress: (p) => input.onProgress?.({ phase, ...p }),
+    });
+
+  let level: number;
+  let masks: MaskSet;
+  let trained: WeightSet;
+  let rewind: WeightSet;
+  if (input.source.kind === 'train') {
+    masks = denseMasks(specs);
+    const result = await train('dense', input.source.initialWeights, masks, 0, k > 0 ? k : undefined);
+    rewind = k > 0 ? result.checkpoint! : input.source.initialWeights;
+    await input.onOutcome({ level: 0, kind: 'dense', masks, startWeights: input.source.initialWeights, result, finalWeights: result.finalWeights, rewindWeights: rewind });
+    level = 1;
+    trained = result.finalWeights;
+  } else {
+    ({ masks, trainedWeights: trained, rewindWeights: rewind } = input.source);
+    level = input.source.level + 1;
+  }
+
+  const budget = sparsityBudget(masks, plan.sparsity, plan.scope, plan.tensors);
+  const prunedMasks = await magnitudeStrategy.prune({ weights: trained, masks, budget, params: {}, seed: plan.seed }, signal);
+  const prunedWeights = trained.map((t) => {
+    const m = prunedMasks.find((x) => x.name === t.name);
+    return m ? { ...t, values: maskedCopy(t.values, m.bits) } : t;
+  });
+  const pruned = await evaluateWeights(arch, specs, dataset, prunedWeights, prunedMasks);
+  if (!plan.retrain) {
+    await input.onOutcome({ level, kind: 'pruned', masks: prunedMasks, startWeights: prunedWeights, result: null, pruned, finalWeights: prunedWeights });
+    return;
+  }
+  const result = await train('retrain', rewind, prunedMasks, k);
+  await input.onOutcome({ level, kind: 'pruned', masks: prunedMasks, startWeights: rewind, result, pruned, finalWeights: result.finalWeights });
+}

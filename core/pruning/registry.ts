@@ -1,0 +1,25 @@
+// The only list of pruning strategies: a new strategy is one file and one line here.
+import { InvalidRequestError } from '../api/errors';
+import { magnitudeStrategy } from './magnitude';
+import { randomStrategy } from './random';
+import type { PruningStrategy } from './strategy';
+
+const STRATEGIES = new Map<string, PruningStrategy<never>>();
+
+function register(strategy: PruningStrategy<never>): void {
+  if (STRATEGIES.has(strategy.id)) throw new Error(`pruning strategy '${strategy.id}' registered twice`);
+  STRATEGIES.set(strategy.id, strategy);
+}
+
+register(magnitudeStrategy as PruningStrategy<never>);
+register(randomStrategy as PruningStrategy<never>);
+
+export function pruningStrategy<P = Record<string, never>>(id: string): PruningStrategy<P> {
+  const strategy = STRATEGIES.get(id);
+  if (!strategy) throw new InvalidRequestError(`Unknown pruning strategy '${id}'. Known: ${[...STRATEGIES.keys()].join(', ')}.`);
+  return strategy as unknown as PruningStrategy<P>;
+}
+
+export function pruningStrategyIds(): string[] {
+  return [...STRATEGIES.keys()];
+}

@@ -1,0 +1,32 @@
+// One interface for every way of choosing which weights to keep (open_lth's pruning/base.py).
+// A strategy gets the current weights and mask and a budget, and returns the next mask.
+import type { z } from 'zod';
+import type { WeightSet } from '../models/weights';
+import type { MaskSet } from './mask';
+
+/**
+ * How many entries to keep. `layer`: a count per tensor (the original LTH's layer-wise rates).
+ * `global`: one count over the listed tensors, distributed by the strategy's own ranking (open_lth).
+ * Tensors not named in the budget keep their current mask.
+ */
+export type PruneBudget =
+  | { scope: 'layer'; keep: Record<string, number> }
+  | { scope: 'global'; keep: number; tensors: string[] };
+
+export interface PruneInput<P> {
+  weights: WeightSet;
+  /** The current mask; pruned entries are never candidates to keep (ALGORITHMS.md §0). */
+  masks: MaskSet;
+  budget: PruneBudget;
+  params: P;
+  /** Seed for strategies that draw at random. */
+  seed: number;
+}
+
+export interface PruningStrategy<P = unknown> {
+  readonly id: string;
+  readonly description: string;
+  /** Its own parameters with defaults, as open_lth's strategies carry their hparams. */
+  readonly params: z.ZodType<P>;
+  prune(input: PruneInput<P>, signal?: AbortSignal): Promise<MaskSet>;
+}

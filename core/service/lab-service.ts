@@ -1,0 +1,504 @@
+// LabService: the one implementation of LabApi. Every front end (CLI, IPC, local server) calls it.
+// Order in every command: validate, load what is needed, and only then open the database for
+// writing, so a bad request or missing dataset writes nothing.
+import { createHash } from 'node:crypto';
+import type { z } from 'zod';
+import { CancelledError, InvalidRequestError, NotFoundError } from '../api/errors';
+import type { CallOptions, LabApi } from '../api/lab-api';
+import {
+  CompareTicketsRequest,
+  DbInfoRequest,
+  ListRunsRequest,
+  ListTicketsRequest,
+  SearchImpRequest,
+  SearchOneShotRequest,
+  ShowTicketRequest,
+  type CompareResult,
+  type CurvePointReport,
+  type DbInfo,
+  type RunReport,
+  type SearchImpParams,
+  type SearchOneShotParams,
+  type SearchSummary,
+  type TicketDetail,
+  type TicketSummary,
+} from '../api/schemas';
+import { compareMasks } from '../compare/mask-metrics';
+import { type BackendInfo, selectBackend } from '../compute/backend';
+import { softwareVersions } from '../compute/versions';
+import { type LoadedDataset, loadDataset } from '../data/datasets';
+import { type Architecture, type ParamSpec, architecture, hasConv, paramSpecs } from '../models/architectures';
+import { type WeightSet, initWeights } from '../models/weights';
+import { type ImpOutcome, type ImpPlan, runImp } from '../pruning/imp';
+import { summarizeMasks } from '../pruning/mask';
+import { type OneShotOutcome, runOneShot } from '../pruning/oneshot';
+import type { TrainResult, TrainSchedule } from '../train/train';
+import { type NewTicket, LabStore, type RunRecord, type TicketRecord } from '../store/lab-store';
+import { SCHEMA_VERSION } from '../store/migrations';
+import { ProgressTracker } from './progress';
+
+export interface LabServiceOptions {
+  dbPath: string;
+}
+
+/** Parses a request with its schema; a failure is an InvalidRequestError naming each bad field. */
+export function parseRequest<S extends z.ZodType>(schema: S, request: unknown): z.output<S> {
+  const result = schema.safeParse(request ?? {});
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const field = issue.path.join('.');
+    if (issue.code === 'unrecognized_keys') return `unknown option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
+    return field ? `${field}: ${issue.message}` : issue.message;
+  });
+  throw new InvalidRequestError(`Invalid request: ${problems.join('; ')}.`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+interface Prepared {
+  arch: Architecture;
+  dataset: LoadedDataset;
+  specs: ParamSpec[];
+  schedule: TrainSchedule;
+  backend: BackendInfo;
+}
+
+export class LabService implements LabApi {
+  private store: LabStore | undefined;
+
+  constructor(private readonly options: LabServiceOptions) {}
+
+  get dbPath(): string {
+    return this.options.dbPath;
+  }
+
+  /** The store, opened once; with `create` false, undefined while no database file exists. */
+  private openStore(create: boolean): LabStore | undefined {
+    if (!this.store) {
+      this.store = LabStore.open(this.options.dbPath, { create });
+      this.store?.markInterruptedRuns(isAlive);
+    }
+    return this.store;
+  }
+
+  close(): void {
+    this.store?.close();
+    this.store = undefined;
+  }
+
+  // ---- searches ----
+
+  /** Resolves model, dataset, schedule and backend: everything that can fail before a write. */
+  private async prepare(params: SearchImpParams | SearchOneShotParams, model: string, datasetName: string): Promise<Prepared> {
+    const arch = architecture(model);
+    const dataset = loadDataset(datasetName, { dataDir: params.dataDir, validationSize: params.validationSize });
+    const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
+    const batchSize = params.batchSize ?? arch.lthTraining.batchSize;
+    if (batchSize > dataset.train.count) throw new InvalidRequestError(`batchSize: ${batchSize} is larger than the training set (${dataset.train.count}).`);
+    const batchesPerEpoch = Math.floor(dataset.train.count / batchSize);
+    const iterations = params.iterations ?? (params.epochs !== undefined ? Math.max(1, Math.round(params.epochs * batchesPerEpoch)) : arch.lthTraining.iterations);
+    if (params.rewindIteration >= iterations) {
+      throw new InvalidRequestError(`rewindIteration: ${params.rewindIteration} must be less than the ${iterations} training iterations.`);
+    }
+    const optimizerName = params.optimizer ?? arch.lthTraining.optimizer;
+    const schedule: TrainSchedule = {
+      iterations,
+      batchSize,
+      evalEvery: params.evalEvery,
+      optimizer: {
+        name: optimizerName,
+        learningRate: params.learningRate ?? (optimizerName === arch.lthTraining.optimizer ? arch.lthTraining.learningRate : 0.1),
+        momentum: params.momentum,
+        weightDecay: params.weightDecay,
+        beta1: 0.9,
+        beta2: 0.999,
+        epsilon: 1e-8,
+      },
+    };
+    const backend = await selectBackend(params.backend, { trainsConv: hasConv(arch) });
+    return { arch, dataset, specs, schedule, backend };
+  }
+
+  private registerRun(store: LabStore, method: string, prepared: Prepared, hparams: Record<string, unknown>, defaults: Record<string, unknown>, seed: number, initial?: WeightSet): string {
+    const { arch, dataset, specs, backend } = prepared;
+    const shape = dataset.imageShape.join('x');
+    const modelId = `zoo/${arch.id}/${shape}-${dataset.numClasses}`;
+    const datasetId = `${dataset.id}@${dataset.digest.slice(0, 16)}`;
+    store.ensureModel({ id: modelId, architecture: arch.id, source: 'zoo', sourceDigest: null, spec: { title: arch.title, inputShape: dataset.imageShape, numClasses: dataset.numClasses, params: specs } });
+    store.ensureDataset({
+      id: datasetId,
+      name: dataset.id,
+      source: dataset.source,
+      digest: dataset.digest,
+      spec: { imageShape: dataset.imageShape, numClasses: dataset.numClasses, train: dataset.train.count, validation: dataset.validation.count, test: dataset.test.count, normalization: dataset.normalization, split: dataset.split },
+    });
+    return store.createRun({
+      method,
+      modelId,
+      datasetId,
+      runKey: runKey(method, arch.id, dataset.id, hparams, defaults),
+      seed,
+      hparams,
+      backend: { ...backend },
+      versions: softwareVersions(backend.versions),
+      ...(initial ? { initWeights: initial } : {}),
+    });
+  }
+
+  /**
+   * Runs a search body with the run's bookkeeping: cancelled and failed runs are marked as such,
+   * finished levels stay, and the caller gets the error.
+   */
+  private async runSearch(store: LabStore, runId: string, body: () => Promise<void>): Promise<SearchSummary> {
+    try {
+      await body();
+    } catch (error) {
+      if (error instanceof CancelledError) {
+        store.finishRun(runId, 'cancelled', 'cancelled by the user');
+        const kept = store.listTickets({ runId }).length;
+        throw new CancelledError(`Cancelled at a safe point. Run ${runId} keeps its ${kept} finished ticket${kept === 1 ? '' : 's'} (\`ticket-lab tickets --run ${runId}\`).`);
+      }
+      store.finishRun(runId, 'failed', error instanceof Error ? error.message : String(error));
+      throw error;
+    }
+    store.finishRun(runId, 'completed');
+    return this.summary(store, runId);
+  }
+
+  private summary(store: LabStore, runId: string): SearchSummary {
+    const run = store.getRun(runId);
+    const backend = run.backend as unknown as BackendInfo;
+    return {
+      runId,
+      status: run.status,
+      backend: backend.tfBackend,
+      backendInfo: backend,
+      tickets: store.listTickets({ runId }).map(toSummary),
+    };
+  }
+
+  async searchImp(request: SearchImpRequest, options: CallOptions = {}): Promise<SearchSummary> {
+    const params = parseRequest(SearchImpRequest, request);
+    const prepared = await this.prepare(params, params.model, params.dataset);
+    const plan = impPlan(params, prepared);
+    const hparams = impHparams(plan, prepared);
+    const defaults = impHparams(impPlan(parseRequest(SearchImpRequest, { model: params.model, dataset: params.dataset }), prepared, true), prepared);
+    const store = this.openStore(true)!;
+    const initial = initWeights(prepared.specs, plan.seed);
+    const runId = this.registerRun(store, 'imp', prepared, hparams, defaults, plan.seed, initial);
+
+    const T = plan.schedule.iterations;
+    const k = plan.rewindIteration;
+    const pieces = [T, ...Array.from({ length: plan.levels }, (_, i) => (plan.control && plan.controlLevels.includes(i + 1) ? 2 : 1) * (T - k))];
+    const tracker = new ProgressTracker(runId, pieces.reduce((a, b) => a + b, 0), plan.levels, options.onProgress);
+    const ticketAt = new Map<number, string>();
+
+    return this.runSearch(store, runId, () =>
+      runImp({
+        arch: prepared.arch,
+        specs: prepared.specs,
+        dataset: prepared.dataset,
+        plan,
+        initialWeights: initial,
+        signal: options.signal,
+        onProgress: (p) => tracker.update(p.level, p.control ?? 'ticket', p),
+        onOutcome: (outcome) => {
+          const [id] = store.saveLevel(runId, [impTicket(outcome, ticketAt)], outcome.rewindWeights ? { rewindWeights: outcome.rewindWeights } : {});
+          if (outcome.control === null) ticketAt.set(outcome.level, id!);
+          tracker.finishPiece();
+        },
+      }),
+    );
+  }
+
+  async searchOneShot(request: SearchOneShotRequest, options: CallOptions = {}): Promise<SearchSummary> {
+    const params = parseRequest(SearchOneShotRequest, request);
+    // Starting from a ticket: its run fixes model, dataset and rewind point.
+    let from: { ticket: TicketRecord; run: RunRecord } | undefined;
+    if (params.fromTicket) {
+      const existing = this.openStore(false);
+      if (!existing) throw new NotFoundError('ticket', params.fromTicket);
+      const ticket = existing.getTicket(existing.resolveTicketId(params.fromTicket));
+      const run = existing.getRun(ticket.runId);
+      if (!ticket.finalWeights || !run.rewindWeights) throw new InvalidRequestError(`Ticket ${ticket.id} has no stored trained weights to prune.`);
+      for (const [field, value, own] of [['model', params.model, ticket.architecture], ['dataset', params.dataset, ticket.datasetName]] as const) {
+        if (value && value !== own) throw new InvalidRequestError(`${field}: ticket ${ticket.id} is a ${own} ticket; leave --${field} out or give ${own}.`);
+      }
+      from = { ticket, run };
+    }
+    const model = from?.ticket.architecture ?? params.model!;
+    const datasetName = from?.ticket.datasetName ?? params.dataset!;
+    const prepared = await this.prepare(params, model, datasetName);
+    const rewindIteration = from ? Number(from.run.hparams.rewindIteration ?? 0) : params.rewindIteration;
+    const prunable = prepared.specs.filter((s) => s.prunable).map((s) => s.name);
+    const plan = { sparsity: params.sparsity, scope: params.scope, tensors: prunable, rewindIteration, retrain: params.retrain, seed: params.seed, schedule: prepared.schedule };
+    const hparams: Record<string, unknown> = { ...plan, tensors: undefined, fromTicket: from?.ticket.id ?? null, validationSize: params.validationSize };
+    const store = this.openStore(true)!;
+
+    let initial: WeightSet | undefined;
+    let source: Parameters<typeof runOneShot>[0]['source'];
+    if (from) {
+      source = { kind: 'ticket', level: from.ticket.level, masks: store.getMasks(from.ticket.id), trainedWeights: store.getWeights(from.ticket.finalWeights!), rewindWeights: store.getWeights(from.run.rewindWeights!) };
+    } else {
+      initial = initWeights(prepared.specs, params.seed);
+      source = { kind: 'train', initialWeights: initial };
+    }
+    const runId = this.registerRun(store, 'oneshot', prepared, hparams, {}, params.seed, initial);
+    const T = plan.schedule.iterations;
+    const total = (from ? 0 : T) + (plan.retrain ? T - rewindIteration : 0);
+    const tracker = new ProgressTracker(runId, Math.max(total, 1), 1, options.onProgress);
+    let parentId: string | null = from?.ticket.id ?? null;
+
+    return this.runSearch(store, runId, () =>
+      runOneShot({
+        arch: prepared.arch,
+        specs: prepared.specs,
+        dataset: prepared.dataset,
+        plan,
+        source,
+        signal: options.signal,
+        onProgress: (p) => tracker.update(p.phase === 'dense' ? 0 : 1, p.phase, p),
+        onOutcome: (outcome) => {
+          const [id] = store.saveLevel(runId, [oneShotTicket(outcome, parentId)], outcome.rewindWeights ? { rewindWeights: outcome.rewindWeights } : {});
+          parentId = id!;
+          tracker.finishPiece();
+        },
+      }),
+    );
+  }
+
+  // ---- browsing ----
+
+  async listTickets(request: z.input<typeof ListTicketsRequest>): Promise<TicketSummary[]> {
+    const params = parseRequest(ListTicketsRequest, request);
+    const store = this.openStore(false);
+    if (!store) return [];
+    return store
+      .listTickets({
+        runId: params.run ? store.resolveRunId(params.run) : undefined,
+        architecture: params.model,
+        datasetName: params.dataset,
+        method: params.method,
+        minSparsity: params.minSparsity,
+        role: params.role,
+      })
+      .map(toSummary);
+  }
+
+  async showTicket(request: z.input<typeof ShowTicketRequest>): Promise<TicketDetail> {
+    const params = parseRequest(ShowTicketRequest, request);
+    const store = this.openStore(false);
+    if (!store) throw new NotFoundError('ticket', params.ticket);
+    const ticket = store.getTicket(store.resolveTicketId(params.ticket));
+    const masks = summarizeMasks(store.getMasks(ticket.id));
+    return {
+      ...toSummary(ticket),
+      metrics: ticket.metrics,
+      layers: masks.layers,
+      curve: ticket.curve as CurvePointReport[],
+      run: toRunReport(store.getRun(ticket.runId)),
+      lineage: { ancestors: store.ancestors(ticket.id).map(toSummary), children: store.children(ticket.id).map(toSummary) },
+    };
+  }
+
+  async compareTickets(request: z.input<typeof CompareTicketsRequest>): Promise<CompareResult> {
+    const params = parseRequest(CompareTicketsRequest, request);
+    const store = this.openStore(false);
+    if (!store) throw new NotFoundError('ticket', params.a);
+    const a = store.getTicket(store.resolveTicketId(params.a));
+    const b = store.getTicket(store.resolveTicketId(params.b));
+    const comparison = compareMasks(store.getMasks(a.id), store.getMasks(b.id));
+    if (comparison.layers.length === 0) {
+      throw new InvalidRequestError(`Tickets ${a.id} (${a.architecture}) and ${b.id} (${b.architecture}) share no tensor of the same name and shape; nothing to compare.`);
+    }
+    return { a: toSummary(a), b: toSummary(b), ...comparison };
+  }
+
+  async listRuns(request: z.input<typeof ListRunsRequest>): Promise<RunReport[]> {
+    parseRequest(ListRunsRequest, request);
+    const store = this.openStore(false);
+    return store ? store.listRuns().map(toRunReport) : [];
+  }
+
+  async dbInfo(request: z.input<typeof DbInfoRequest>): Promise<DbInfo> {
+    parseRequest(DbInfoRequest, request);
+    const store = this.openStore(false);
+    if (!store) {
+      return {
+        path: this.options.dbPath,
+        exists: false,
+        schemaVersion: null,
+        latestSchemaVersion: SCHEMA_VERSION,
+        bytes: null,
+        counts: { models: 0, datasets: 0, runs: 0, tickets: 0, masks: 0, weights: 0 },
+      };
+    }
+    return { ...store.info(), latestSchemaVersion: SCHEMA_VERSION };
+  }
+}
+
+// ---- mapping ----
+
+function impPlan(params: SearchImpParams, prepared: Prepared, defaultsOnly = false): ImpPlan {
+  const { arch, specs, schedule } = prepared;
+  const prunable = specs.filter((s) => s.prunable);
+  const rateFor = (role: ParamSpec['role']): number => {
+    if (role === 'output') return params.outputRate ?? arch.lthRates.output;
+    if (role === 'conv') return params.convRate ?? arch.lthRates.conv;
+    return params.rate ?? arch.lthRates.fc;
+  };
+  const controlLevels = params.controlLevels ?? Array.from({ length: params.levels }, (_, i) => i + 1);
+  const beyond = controlLevels.find((l) => l > params.levels);
+  if (beyond !== undefined && !defaultsOnly) throw new InvalidRequestError(`controlLevels: level ${beyond} is beyond the ${params.levels} levels of this run.`);
+  return {
+    levels: params.levels,
+    scope: params.scope,
+    rates: Object.fromEntries(prunable.map((s) => [s.name, rateFor(s.role)])),
+    globalRate: params.rate ?? arch.lthRates.fc,
+    globalTensors: prunable.map((s) => s.name),
+    rewindIteration: params.rewindIteration,
+    control: params.control ?? null,
+    controlLevels: params.control ? [...new Set(controlLevels)].sort((a, b) => a - b) : [],
+    seed: params.seed,
+    schedule,
+  };
+}
+
+function impHparams(plan: ImpPlan, prepared: Prepared): Record<string, unknown> {
+  return {
+    levels: plan.levels,
+    scope: plan.scope,
+    rates: plan.scope === 'layer' ? plan.rates : { global: plan.globalRate },
+    rewindIteration: plan.rewindIteration,
+    control: plan.control,
+    controlLevels: plan.controlLevels,
+    seed: plan.seed,
+    iterations: plan.schedule.iterations,
+    batchSize: plan.schedule.batchSize,
+    evalEvery: plan.schedule.evalEvery,
+    optimizer: plan.schedule.optimizer,
+    validationSize: prepared.dataset.split.validationSize,
+    splitSeed: prepared.dataset.split.seed,
+    normalization: prepared.dataset.normalization,
+  };
+}
+
+/**
+ * A run's key: hash of method, model, dataset and the hyper-parameters that differ from the
+ * defaults (open_lth's desc hashing), so adding a parameter with a default keeps old keys.
+ */
+function runKey(method: string, model: string, dataset: string, hparams: Record<string, unknown>, defaults: Record<string, unknown>): string {
+  const changed = Object.keys(hparams)
+    .sort()
+    .filter((key) => JSON.stringify(hparams[key]) !== JSON.stringify(defaults[key]))
+    .map((key) => [key, hparams[key]]);
+  return createHash('sha256').update(JSON.stringify([method, model, dataset, changed])).digest('hex').slice(0, 16);
+}
+
+function trainMetrics(result: TrainResult): Record<string, unknown> {
+  return {
+    earlyStop: {
+      iteration: result.earlyStop.iteration,
+      valLoss: result.earlyStop.validation.loss,
+      valAccuracy: result.earlyStop.validation.accuracy,
+      testLoss: result.earlyStop.test.loss,
+      testAccuracy: result.earlyStop.test.accuracy,
+    },
+    final: {
+      iteration: result.final.iteration,
+      valLoss: result.final.validation.loss,
+      valAccuracy: result.final.validation.accuracy,
+      testLoss: result.final.test.loss,
+      testAccuracy: result.final.test.accuracy,
+    },
+    steps: result.steps,
+    trainSeconds: result.trainSeconds,
+  };
+}
+
+function impTicket(outcome: ImpOutcome, ticketAt: Map<number, string>): NewTicket {
+  const isControl = outcome.control !== null;
+  return {
+    // A control hangs off the ticket of its level; a ticket off the previous level's ticket.
+    parentId: (isControl ? ticketAt.get(outcome.level) : ticketAt.get(outcome.level - 1)) ?? null,
+    level: outcome.level,
+    method: isControl ? `${outcome.control}-control` : 'imp',
+    role: isControl ? 'control' : 'ticket',
+    testAccuracy: outcome.result.earlyStop.test.accuracy,
+    earlyStopIteration: outcome.result.earlyStop.iteration,
+    metrics: trainMetrics(outcome.result),
+    curve: outcome.result.curve,
+    masks: outcome.masks,
+    startWeights: outcome.startWeights,
+    finalWeights: outcome.result.finalWeights,
+  };
+}
+
+function oneShotTicket(outcome: OneShotOutcome, parentId: string | null): NewTicket {
+  const metrics: Record<string, unknown> = outcome.result ? trainMetrics(outcome.result) : {};
+  if (outcome.pruned) {
+    metrics.prunedBeforeRetraining = {
+      valLoss: outcome.pruned.validation.loss,
+      valAccuracy: outcome.pruned.validation.accuracy,
+      testLoss: outcome.pruned.test.loss,
+      testAccuracy: outcome.pruned.test.accuracy,
+    };
+  }
+  return {
+    parentId,
+    level: outcome.level,
+    method: outcome.kind === 'dense' ? 'dense' : 'oneshot-magnitude',
+    role: 'ticket',
+    testAccuracy: outcome.result ? outcome.result.earlyStop.test.accuracy : (outcome.pruned?.test.accuracy ?? null),
+    earlyStopIteration: outcome.result ? outcome.result.earlyStop.iteration : null,
+    metrics,
+    curve: outcome.result?.curve ?? [],
+    masks: outcome.masks,
+    startWeights: outcome.startWeights,
+    finalWeights: outcome.finalWeights,
+  };
+}
+
+export function toSummary(t: TicketRecord): TicketSummary {
+  return {
+    id: t.id,
+    runId: t.runId,
+    parentId: t.parentId,
+    level: t.level,
+    method: t.method,
+    role: t.role,
+    model: t.architecture,
+    dataset: t.datasetName,
+    sparsity: t.sparsity,
+    kept: t.kept,
+    total: t.total,
+    testAccuracy: t.testAccuracy,
+    earlyStopIteration: t.earlyStopIteration,
+    createdAt: t.createdAt,
+  };
+}
+
+function toRunReport(r: RunRecord): RunReport {
+  return {
+    id: r.id,
+    method: r.method,
+    model: r.architecture,
+    dataset: r.datasetName,
+    seed: r.seed,
+    status: r.status,
+    error: r.error,
+    hparams: r.hparams,
+    backend: r.backend,
+    versions: r.versions,
+    tickets: r.ticketCount,
+    createdAt: r.createdAt,
+    finishedAt: r.finishedAt,
+  };
+}

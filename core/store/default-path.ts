@@ -1,0 +1,14 @@
+// Where the one database lives when no --db or TICKET_LAB_DB says otherwise. The desktop app
+// opens the same file, so the CLI and the app share tickets.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env, platform: NodeJS.Platform = process.platform): string {
+  if (platform === 'win32') return join(env.APPDATA ?? join(homedir(), 'AppData', 'Roaming'), 'ticket-lab');
+  if (platform === 'darwin') return join(homedir(), 'Library', 'Application Support', 'ticket-lab');
+  return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'ticket-lab');
+}
+
+export function defaultDbPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.TICKET_LAB_DB || join(defaultDataDir(env), 'lab.db');
+}

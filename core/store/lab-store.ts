@@ -1,0 +1,444 @@
+// The only SQL in Ticket Lab: rows in, domain records out. Every write that belongs together is
+// one short synchronous transaction, so a killed process leaves either all of a level or none of it.
+import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import type { Database } from 'better-sqlite3';
+import { AmbiguousIdError, InvalidRequestError, NotFoundError } from '../api/errors';
+import { type WeightSet, decodeWeights, digestWeights, encodeWeights } from '../models/weights';
+import { type MaskSet, countKept, summarizeMasks } from '../pruning/mask';
+import { decodeMask, encodeMask } from '../pruning/mask-encoding';
+import { asWriteError, openDatabase, schemaVersion } from './database';
+
+export type RunStatus = 'running' | 'completed' | 'cancelled' | 'failed' | 'interrupted';
+export type TicketRole = 'ticket' | 'control';
+
+export interface ModelRecord {
+  id: string;
+  architecture: string;
+  source: 'zoo' | 'file';
+  sourceDigest: string | null;
+  spec: unknown;
+}
+
+export interface DatasetRecord {
+  id: string;
+  name: string;
+  source: string;
+  digest: string;
+  spec: unknown;
+}
+
+export interface RunRecord {
+  id: string;
+  method: string;
+  modelId: string;
+  architecture: string;
+  datasetId: string;
+  datasetName: string;
+  runKey: string;
+  seed: number;
+  hparams: Record<string, unknown>;
+  backend: Record<string, unknown>;
+  versions: Record<string, string>;
+  status: RunStatus;
+  error: string | null;
+  initWeights: string | null;
+  rewindWeights: string | null;
+  createdAt: string;
+  finishedAt: string | null;
+  ticketCount: number;
+}
+
+export interface TicketRecord {
+  id: string;
+  runId: string;
+  parentId: string | null;
+  level: number;
+  method: string;
+  role: TicketRole;
+  kept: number;
+  total: number;
+  sparsity: number;
+  testAccuracy: number | null;
+  earlyStopIteration: number | null;
+  metrics: Record<string, unknown>;
+  curve: unknown[];
+  startWeights: string | null;
+  finalWeights: string | null;
+  createdAt: string;
+  architecture: string;
+  datasetName: string;
+}
+
+export interface NewTicket {
+  parentId: string | null;
+  level: number;
+  method: string;
+  role: TicketRole;
+  testAccuracy: number | null;
+  earlyStopIteration: number | null;
+  metrics: Record<string, unknown>;
+  curve: unknown[];
+  masks: MaskSet;
+  startWeights: WeightSet | null;
+  finalWeights: WeightSet | null;
+}
+
+export interface TicketFilter {
+  runId?: string | undefined;
+  architecture?: string | undefined;
+  datasetName?: string | undefined;
+  method?: string | undefined;
+  minSparsity?: number | undefined;
+  role?: TicketRole | undefined;
+}
+
+export interface StoreInfo {
+  path: string;
+  exists: boolean;
+  schemaVersion: number | null;
+  bytes: number | null;
+  counts: Record<'models' | 'datasets' | 'runs' | 'tickets' | 'masks' | 'weights', number>;
+}
+
+const ID_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz'; // Crockford base32: no i, l, o, u
+
+/** Random ids, not counters: stores from many machines merge without collisions (DESIGN.md, Slurm). */
+export function newId(prefix: 'run' | 'tk'): string {
+  const bytes = randomBytes(10);
+  let out = '';
+  for (const b of bytes) out += ID_ALPHABET[b & 31];
+  return `${prefix}_${out}`;
+}
+
+const now = (): string => new Date().toISOString();
+
+interface TicketRow {
+  id: string;
+  run_id: string;
+  parent_id: string | null;
+  level: number;
+  method: string;
+  role: TicketRole;
+  kept: number;
+  total: number;
+  sparsity: number;
+  test_accuracy: number | null;
+  early_stop_iteration: number | null;
+  metrics_json: string;
+  curve_json: string;
+  start_weights: string | null;
+  final_weights: string | null;
+  created_at: string;
+  architecture: string;
+  dataset_name: string;
+}
+
+interface RunRow {
+  id: string;
+  method: string;
+  model_id: string;
+  architecture: string;
+  dataset_id: string;
+  dataset_name: string;
+  run_key: string;
+  seed: number;
+  hparams_json: string;
+  backend_json: string;
+  versions_json: string;
+  status: RunStatus;
+  error: string | null;
+  init_weights: string | null;
+  rewind_weights: string | null;
+  created_at: string;
+  finished_at: string | null;
+  ticket_count: number;
+}
+
+const TICKET_SELECT = `
+  SELECT t.*, m.architecture AS architecture, d.name AS dataset_name
+  FROM tickets t JOIN runs r ON r.id = t.run_id JOIN models m ON m.id = r.model_id JOIN datasets d ON d.id = r.dataset_id`;
+
+const RUN_SELECT = `
+  SELECT r.*, m.architecture AS architecture, d.name AS dataset_name,
+         (SELECT count(*) FROM tickets t WHERE t.run_id = r.id) AS ticket_count
+  FROM runs r JOIN models m ON m.id = r.model_id JOIN datasets d ON d.id = r.dataset_id`;
+
+function toTicket(row: TicketRow): TicketRecord {
+  return {
+    id: row.id,
+    runId: row.run_id,
+    parentId: row.parent_id,
+    level: row.level,
+    method: row.method,
+    role: row.role,
+    kept: row.kept,
+    total: row.total,
+    sparsity: row.sparsity,
+    testAccuracy: row.test_accuracy,
+    earlyStopIteration: row.early_stop_iteration,
+    metrics: JSON.parse(row.metrics_json) as Record<string, unknown>,
+    curve: JSON.parse(row.curve_json) as unknown[],
+    startWeights: row.start_weights,
+    finalWeights: row.final_weights,
+    createdAt: row.created_at,
+    architecture: row.architecture,
+    datasetName: row.dataset_name,
+  };
+}
+
+function toRun(row: RunRow): RunRecord {
+  return {
+    id: row.id,
+    method: row.method,
+    modelId: row.model_id,
+    architecture: row.architecture,
+    datasetId: row.dataset_id,
+    datasetName: row.dataset_name,
+    runKey: row.run_key,
+    seed: row.seed,
+    hparams: JSON.parse(row.hparams_json) as Record<string, unknown>,
+    backend: JSON.parse(row.backend_json) as Record<string, unknown>,
+    versions: JSON.parse(row.versions_json) as Record<string, string>,
+    status: row.status,
+    error: row.error,
+    initWeights: row.init_weights,
+    rewindWeights: row.rewind_weights,
+    createdAt: row.created_at,
+    finishedAt: row.finished_at,
+    ticketCount: row.ticket_count,
+  };
+}
+
+export class LabStore {
+  private constructor(
+    readonly path: string,
+    private readonly db: Database,
+  ) {}
+
+  /** Opens (and creates, when `create`) the store; undefined when it does not exist and may not be created. */
+  static open(path: string, options: { create: boolean }): LabStore | undefined {
+    const db = openDatabase(path, options);
+    return db ? new LabStore(path, db) : undefined;
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  /** Runs `fn` in one transaction; SQLite failures become a DatabaseWriteError that says what to do. */
+  private write<T>(fn: () => T): T {
+    try {
+      return this.db.transaction(fn)();
+    } catch (error) {
+      throw asWriteError(this.path, error);
+    }
+  }
+
+  ensureModel(model: ModelRecord): void {
+    this.write(() => {
+      this.db
+        .prepare('INSERT OR IGNORE INTO models (id, architecture, source, source_digest, spec_json, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(model.id, model.architecture, model.source, model.sourceDigest, JSON.stringify(model.spec), now());
+    });
+  }
+
+  ensureDataset(dataset: DatasetRecord): void {
+    this.write(() => {
+      this.db
+        .prepare('INSERT OR IGNORE INTO datasets (id, name, source, digest, spec_json, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(dataset.id, dataset.name, dataset.source, dataset.digest, JSON.stringify(dataset.spec), now());
+    });
+  }
+
+  /** Stores a weight set once per content digest; call inside a transaction. */
+  private putWeights(weights: WeightSet): string {
+    const digest = digestWeights(weights);
+    const exists = this.db.prepare('SELECT 1 FROM weights WHERE digest = ?').get(digest);
+    if (!exists) {
+      const raw = encodeWeights(weights);
+      this.db
+        .prepare('INSERT INTO weights (digest, encoding, byte_length, blob, created_at) VALUES (?, ?, ?, ?, ?)')
+        .run(digest, 'f32le+deflate', raw.length, deflateRawSync(raw, { level: 6 }), now());
+    }
+    return digest;
+  }
+
+  getWeights(digest: string): WeightSet {
+    const row = this.db.prepare('SELECT encoding, blob FROM weights WHERE digest = ?').get(digest) as { encoding: string; blob: Buffer } | undefined;
+    if (!row) throw new NotFoundError('weights checkpoint', digest);
+    return decodeWeights(inflateRawSync(row.blob));
+  }
+
+  createRun(run: {
+    method: string;
+    modelId: string;
+    datasetId: string;
+    runKey: string;
+    seed: number;
+    hparams: Record<string, unknown>;
+    backend: Record<string, unknown>;
+    versions: Record<string, string>;
+    initWeights?: WeightSet;
+  }): string {
+    const id = newId('run');
+    this.write(() => {
+      const init = run.initWeights ? this.putWeights(run.initWeights) : null;
+      this.db
+        .prepare(
+          `INSERT INTO runs (id, method, model_id, dataset_id, run_key, seed, hparams_json, backend_json, versions_json, status, init_weights, pid, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)`,
+        )
+        .run(id, run.method, run.modelId, run.datasetId, run.runKey, run.seed, JSON.stringify(run.hparams), JSON.stringify(run.backend), JSON.stringify(run.versions), init, process.pid, now());
+    });
+    return id;
+  }
+
+  finishRun(id: string, status: Exclude<RunStatus, 'running'>, error?: string): void {
+    this.write(() => {
+      this.db.prepare('UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?').run(status, error ?? null, now(), id);
+    });
+  }
+
+  /**
+   * Marks runs left 'running' by a process that no longer exists as 'interrupted' (killed, crashed,
+   * power cut). Their finished levels stay; the level in flight was never committed.
+   */
+  markInterruptedRuns(isAlive: (pid: number) => boolean): number {
+    const stale = (this.db.prepare("SELECT id, pid FROM runs WHERE status = 'running'").all() as Array<{ id: string; pid: number | null }>).filter(
+      (r) => r.pid === null || (r.pid !== process.pid && !isAlive(r.pid)),
+    );
+    if (stale.length === 0) return 0;
+    this.write(() => {
+      const update = this.db.prepare("UPDATE runs SET status = 'interrupted', error = 'the process running it stopped before it finished', finished_at = ? WHERE id = ?");
+      for (const r of stale) update.run(now(), r.id);
+    });
+    return stale.length;
+  }
+
+  /**
+   * Writes the tickets of one level (a ticket and its controls) with their masks and weights, and
+   * the run's rewind point when it is first known, in one transaction.
+   */
+  saveLevel(runId: string, tickets: readonly NewTicket[], runUpdate: { rewindWeights?: WeightSet } = {}): string[] {
+    const ids = tickets.map(() => newId('tk'));
+    const prepared = tickets.map((t) => ({ ticket: t, summary: summarizeMasks(t.masks), blobs: t.masks.map(encodeMask) }));
+    this.write(() => {
+      if (runUpdate.rewindWeights) {
+        this.db.prepare('UPDATE runs SET rewind_weights = ? WHERE id = ?').run(this.putWeights(runUpdate.rewindWeights), runId);
+      }
+      const insertTicket = this.db.prepare(
+        `INSERT INTO tickets (id, run_id, parent_id, level, method, role, kept, total, sparsity, test_accuracy, early_stop_iteration,
+                              metrics_json, curve_json, start_weights, final_weights, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      const insertMask = this.db.prepare('INSERT INTO masks (ticket_id, tensor, position, shape_json, kept, total, blob) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      prepared.forEach(({ ticket, summary, blobs }, i) => {
+        const id = ids[i]!;
+        const start = ticket.startWeights ? this.putWeights(ticket.startWeights) : null;
+        const final = ticket.finalWeights ? this.putWeights(ticket.finalWeights) : null;
+        insertTicket.run(
+          id, runId, ticket.parentId, ticket.level, ticket.method, ticket.role, summary.kept, summary.total, summary.sparsity,
+          ticket.testAccuracy, ticket.earlyStopIteration, JSON.stringify(ticket.metrics), JSON.stringify(ticket.curve), start, final, now(),
+        );
+        ticket.masks.forEach((m, position) => {
+          insertMask.run(id, m.name, position, JSON.stringify(m.shape), countKept(m.bits), m.bits.length, blobs[position]);
+        });
+      });
+    });
+    return ids;
+  }
+
+  /** A full id, or a unique prefix of one (like git). */
+  resolveTicketId(idOrPrefix: string): string {
+    return this.resolveId('tickets', 'ticket', idOrPrefix);
+  }
+
+  resolveRunId(idOrPrefix: string): string {
+    return this.resolveId('runs', 'run', idOrPrefix);
+  }
+
+  private resolveId(table: 'tickets' | 'runs', kind: string, idOrPrefix: string): string {
+    if (!/^[a-z0-9_]{1,40}$/.test(idOrPrefix)) throw new InvalidRequestError(`'${idOrPrefix}' is not a ${kind} id (ids look like ${table === 'tickets' ? 'tk_' : 'run_'}3f9k2m...).`);
+    const matches = (this.db.prepare(`SELECT id FROM ${table} WHERE id >= ? AND id < ? ORDER BY id LIMIT 5`).all(idOrPrefix, `${idOrPrefix}\uffff`) as Array<{ id: string }>).map((r) => r.id);
+    if (matches.includes(idOrPrefix)) return idOrPrefix;
+    if (matches.length === 0) throw new NotFoundError(kind, idOrPrefix);
+    if (matches.length > 1) throw new AmbiguousIdError(kind, idOrPrefix, matches);
+    return matches[0]!;
+  }
+
+  getTicket(id: string): TicketRecord {
+    const row = this.db.prepare(`${TICKET_SELECT} WHERE t.id = ?`).get(id) as TicketRow | undefined;
+    if (!row) throw new NotFoundError('ticket', id);
+    return toTicket(row);
+  }
+
+  listTickets(filter: TicketFilter = {}): TicketRecord[] {
+    const conditions: Array<[string, unknown]> = [];
+    if (filter.runId) conditions.push(['t.run_id = ?', filter.runId]);
+    if (filter.architecture) conditions.push(['m.architecture = ?', filter.architecture]);
+    if (filter.datasetName) conditions.push(['d.name = ?', filter.datasetName]);
+    if (filter.method) conditions.push(['t.method = ?', filter.method]);
+    if (filter.minSparsity !== undefined) conditions.push(['t.sparsity >= ?', filter.minSparsity]);
+    if (filter.role) conditions.push(['t.role = ?', filter.role]);
+    const where = conditions.map(([sql]) => sql);
+    const args = conditions.map(([, value]) => value);
+    const sql = `${TICKET_SELECT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.created_at, t.run_id, t.level, t.role DESC`;
+    return (this.db.prepare(sql).all(...args) as TicketRow[]).map(toTicket);
+  }
+
+  getMasks(ticketId: string): MaskSet {
+    const rows = this.db.prepare('SELECT tensor, blob FROM masks WHERE ticket_id = ? ORDER BY position').all(ticketId) as Array<{ tensor: string; blob: Buffer }>;
+    return rows.map((r) => decodeMask(r.tensor, new Uint8Array(r.blob.buffer, r.blob.byteOffset, r.blob.byteLength)));
+  }
+
+  /** Ancestors from the root down to the ticket's parent. */
+  ancestors(ticketId: string): TicketRecord[] {
+    const rows = this.db
+      .prepare(
+        `WITH RECURSIVE chain(id, parent_id, depth) AS (
+           SELECT id, parent_id, 0 FROM tickets WHERE id = ?
+           UNION ALL SELECT t.id, t.parent_id, c.depth + 1 FROM tickets t JOIN chain c ON t.id = c.parent_id)
+         SELECT id FROM chain WHERE depth > 0 ORDER BY depth DESC`,
+      )
+      .all(ticketId) as Array<{ id: string }>;
+    return rows.map((r) => this.getTicket(r.id));
+  }
+
+  children(ticketId: string): TicketRecord[] {
+    return (this.db.prepare(`${TICKET_SELECT} WHERE t.parent_id = ? ORDER BY t.role DESC, t.created_at`).all(ticketId) as TicketRow[]).map(toTicket);
+  }
+
+  getRun(id: string): RunRecord {
+    const row = this.db.prepare(`${RUN_SELECT} WHERE r.id = ?`).get(id) as RunRow | undefined;
+    if (!row) throw new NotFoundError('run', id);
+    return toRun(row);
+  }
+
+  listRuns(): RunRecord[] {
+    return (this.db.prepare(`${RUN_SELECT} ORDER BY r.created_at`).all() as RunRow[]).map(toRun);
+  }
+
+  info(): StoreInfo {
+    const count = (table: string): number => (this.db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+    return {
+      path: this.path,
+      exists: true,
+      schemaVersion: schemaVersion(this.db),
+      bytes: statSync(this.path).size,
+      counts: {
+        models: count('models'),
+        datasets: count('datasets'),
+        runs: count('runs'),
+        tickets: count('tickets'),
+        masks: count('masks'),
+        weights: count('weights'),
+      },
+    };
+  }
+
+  integrityCheck(): string {
+    return this.db.pragma('integrity_check', { simple: true }) as string;
+  }
+}
