@@ -141,8 +141,11 @@ export async function trainMasked(input: TrainInput): Promise<TrainResult> {
     const finalValidation = curve[curve.length - 1]!;
     const finalTest = await evaluate(net, dataset.test, dataset);
     const earlyStop = best!;
-    net.assignWeights(earlyStop.weights);
-    const earlyTest = await evaluate(net, dataset.test, dataset);
+    let earlyTest = finalTest;
+    if (earlyStop.iteration !== end) {
+      net.assignWeights(earlyStop.weights);
+      earlyTest = await evaluate(net, dataset.test, dataset);
+    }
     return {
       finalWeights,
       ...(checkpoint ? { checkpoint } : {}),

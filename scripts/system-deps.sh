@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Ticket Lab's tests use, when missing: part of `npm test`, so a fresh
+# machine needs nothing by hand. Without apt or root rights it only says what is missing.
+#   dataset-fashion-mnist: the official Fashion-MNIST files (the npm package of that name is corrupt)
+set -euo pipefail
+packages=(dataset-fashion-mnist)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "system-deps: not a Debian system; install by hand: ${missing[*]}" >&2
+  exit 0
+fi
+sudo=()
+if [ "$(id -u)" != 0 ]; then
+  if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo=(sudo); else
+    echo "system-deps: missing ${missing[*]}; run: sudo apt-get install ${missing[*]}" >&2
+    exit 0
+  fi
+fi
+echo "system-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+  { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
