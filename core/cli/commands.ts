@@ -1,6 +1,6 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { LabApi } from '../api/lab-api';
-import type { SearchImpRequest, SearchSummary } from '../api/schemas';
+import type { SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
 import { compareTable, dbInfoText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list';
@@ -11,6 +11,8 @@ export interface OptionDef {
   field?: string;
   kind: OptionKind;
   help: string;
+  /** For a boolean flag: the value it puts in the request (`--no-retrain` sets retrain: false). */
+  sets?: unknown;
 }
 
 export interface CommandContext {
@@ -20,7 +22,7 @@ export interface CommandContext {
   err(text: string): void;
   /** For long commands: cancel on Ctrl-C and a live progress line. */
   signal: AbortSignal;
-  progress: ((p: import('../api/schemas').SearchProgress) => void) | undefined;
+  progress: ((p: SearchProgress) => void) | undefined;
 }
 
 export interface CommandDef {
@@ -115,12 +117,11 @@ export const COMMANDS: CommandDef[] = [
       { flag: 'sparsity', kind: 'number', help: 'fraction of prunable weights to remove, in (0, 1)' },
       { flag: 'scope', kind: 'string', help: 'layer (default) | global' },
       { flag: 'from', field: 'fromTicket', kind: 'string', help: 'prune this ticket\'s trained weights instead of training a dense network first' },
-      { flag: 'no-retrain', field: 'retrain', kind: 'boolean', help: 'evaluate the pruned weights without retraining from the rewind point' },
+      { flag: 'no-retrain', field: 'retrain', kind: 'boolean', sets: false, help: 'evaluate the pruned weights without retraining from the rewind point' },
       ...TRAINING_OPTIONS,
     ],
     async run(ctx, request) {
-      if (request.retrain === true) request.retrain = false; // --no-retrain
-      printSearch(ctx, await ctx.api.searchOneShot(request as never, { signal: ctx.signal, ...(ctx.progress ? { onProgress: ctx.progress } : {}) }));
+      printSearch(ctx, await ctx.api.searchOneShot(request as SearchOneShotRequest, { signal: ctx.signal, ...(ctx.progress ? { onProgress: ctx.progress } : {}) }));
     },
   },
   {

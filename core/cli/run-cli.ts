@@ -65,7 +65,7 @@ function parseValue(def: OptionDef, raw: string | boolean): unknown {
   const flag = `--${def.flag}`;
   switch (def.kind) {
     case 'boolean':
-      return raw === true;
+      return def.sets ?? raw === true;
     case 'string':
       return raw;
     case 'int': {

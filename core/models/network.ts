@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MaskSet } from '../pruning/mask';
 import type { Architecture, ParamSpec } from './architectures';
+import { dense } from './dense-layer';
 import { type WeightSet, sizeOf } from './weights';
 
 export class MaskedNetwork {
@@ -64,12 +65,7 @@ export class MaskedNetwork {
           h = tf.reshape(h, [h.shape[0]!, -1]);
           break;
         case 'dense':
-          h = tf.fused.matMul({
-            a: h as tf.Tensor2D,
-            b: this.kernel(`${layer.name}.kernel`) as tf.Tensor2D,
-            bias: this.params.get(`${layer.name}.bias`)!,
-            activation: layer.activation,
-          });
+          h = dense(h as tf.Tensor2D, this.kernel(`${layer.name}.kernel`) as tf.Tensor2D, this.params.get(`${layer.name}.bias`)! as tf.Tensor1D, layer.activation);
           break;
       }
     }

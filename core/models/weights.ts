@@ -53,33 +53,47 @@ export function digestWeights(weights: WeightSet): string {
   return hash.digest('hex');
 }
 
-/** Serialises a weight set: a JSON header line of names and shapes, then little-endian float32 data. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** Serialises a weight set: u32 LE header length, a JSON header of names and shapes, then little-endian float32 data. */
 export function encodeWeights(weights: WeightSet): Buffer {
   const header = Buffer.from(`${JSON.stringify(weights.map((t) => ({ name: t.name, shape: t.shape })))}\n`, 'utf8');
   const total = weights.reduce((n, t) => n + t.values.length, 0);
-  const body = Buffer.alloc(total * 4);
-  let offset = 0;
+  const out = Buffer.alloc(4 + header.length + total * 4);
+  out.writeUInt32LE(header.length, 0);
+  header.copy(out, 4);
+  let offset = 4 + header.length;
   for (const t of weights) {
-    for (let i = 0; i < t.values.length; i++) body.writeFloatLE(t.values[i]!, offset + 4 * i);
+    if (LITTLE_ENDIAN) {
+      out.set(new Uint8Array(t.values.buffer, t.values.byteOffset, t.values.byteLength), offset);
+    } else {
+      for (let i = 0; i < t.values.length; i++) out.writeFloatLE(t.values[i]!, offset + 4 * i);
+    }
     offset += 4 * t.values.length;
   }
-  const length = Buffer.alloc(4);
-  length.writeUInt32LE(header.length, 0);
-  return Buffer.concat([length, header, body]);
+  return out;
 }
 
 export function decodeWeights(bytes: Uint8Array): WeightSet {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (buf.length < 4) throw new Error('weights blob too short');
   const headerLength = buf.readUInt32LE(0);
+  if (4 + headerLength > buf.length) throw new Error('weights blob ends inside its header');
   const header = JSON.parse(buf.subarray(4, 4 + headerLength).toString('utf8')) as Array<{ name: string; shape: number[] }>;
   let offset = 4 + headerLength;
   const out: WeightSet = [];
   for (const { name, shape } of header) {
     const n = sizeOf(shape);
     if (offset + 4 * n > buf.length) throw new Error(`weights blob ends inside ${name}`);
-    const values = new Float32Array(n);
-    for (let i = 0; i < n; i++) values[i] = buf.readFloatLE(offset + 4 * i);
+    let values: Float32Array;
+    if (LITTLE_ENDIAN) {
+      // Copy into a fresh, aligned buffer: the blob's offset need not be a multiple of 4.
+      values = new Float32Array(n);
+      new Uint8Array(values.buffer).set(buf.subarray(offset, offset + 4 * n));
+    } else {
+      values = new Float32Array(n);
+      for (let i = 0; i < n; i++) values[i] = buf.readFloatLE(offset + 4 * i);
+    }
     offset += 4 * n;
     out.push({ name, shape, values });
   }

@@ -105,9 +105,10 @@ export function encodeMask(mask: LayerMask): Uint8Array {
     kept += b;
   }
   const packed = packBits(mask.bits);
-  const coded = rangeCode(mask.bits, kept);
-  const encoding = coded.length < packed.length ? MASK_ENCODINGS.rangeCoded : MASK_ENCODINGS.bitPacked;
-  const payload = encoding === MASK_ENCODINGS.rangeCoded ? coded : packed;
+  // Near 50% sparsity the code cannot beat packing (its length is about the entropy bound): skip it.
+  const coded = entropyBoundBytes(n, kept) < packed.length - 8 ? rangeCode(mask.bits, kept) : undefined;
+  const encoding = coded && coded.length < packed.length ? MASK_ENCODINGS.rangeCoded : MASK_ENCODINGS.bitPacked;
+  const payload = encoding === MASK_ENCODINGS.rangeCoded ? coded! : packed;
 
   const header: number[] = [MAGIC_0, MAGIC_1, FORMAT_VERSION, encoding];
   writeVarint(header, mask.shape.length);
