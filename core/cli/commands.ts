@@ -74,11 +74,11 @@ function printSearch(ctx: CommandContext, summary: SearchSummary): void {
 export const DEMO_REQUEST: SearchImpRequest = {
   model: 'lenet-300-100',
   dataset: 'mnist',
-  levels: 6,
-  iterations: 1000,
+  levels: 8,
+  iterations: 1500,
   evalEvery: 100,
   control: 'reinit',
-  controlLevels: [3, 6],
+  controlLevels: [4, 8],
   seed: 0,
 };
 
