@@ -148,6 +148,8 @@ export interface CurvePointReport {
 
 export interface RunReport {
   id: string;
+  /** Hash of method, model, dataset and the hyper-parameters that differ from the defaults: equal keys, same experiment. */
+  runKey: string;
   method: string;
   model: string;
   dataset: string;

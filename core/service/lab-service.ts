@@ -100,28 +100,7 @@ export class LabService implements LabApi {
     const arch = architecture(model);
     const dataset = loadDataset(datasetName, { dataDir: params.dataDir, validationSize: params.validationSize });
     const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
-    const batchSize = params.batchSize ?? arch.lthTraining.batchSize;
-    if (batchSize > dataset.train.count) throw new InvalidRequestError(`batchSize: ${batchSize} is larger than the training set (${dataset.train.count}).`);
-    const batchesPerEpoch = Math.floor(dataset.train.count / batchSize);
-    const iterations = params.iterations ?? (params.epochs !== undefined ? Math.max(1, Math.round(params.epochs * batchesPerEpoch)) : arch.lthTraining.iterations);
-    if (params.rewindIteration >= iterations) {
-      throw new InvalidRequestError(`rewindIteration: ${params.rewindIteration} must be less than the ${iterations} training iterations.`);
-    }
-    const optimizerName = params.optimizer ?? arch.lthTraining.optimizer;
-    const schedule: TrainSchedule = {
-      iterations,
-      batchSize,
-      evalEvery: params.evalEvery,
-      optimizer: {
-        name: optimizerName,
-        learningRate: params.learningRate ?? (optimizerName === arch.lthTraining.optimizer ? arch.lthTraining.learningRate : 0.1),
-        momentum: params.momentum,
-        weightDecay: params.weightDecay,
-        beta1: 0.9,
-        beta2: 0.999,
-        epsilon: 1e-8,
-      },
-    };
+    const schedule = resolveSchedule(params, arch, dataset.train.count);
     const backend = await selectBackend(params.backend, { trainsConv: hasConv(arch) });
     return { arch, dataset, specs, schedule, backend };
   }
@@ -145,7 +124,8 @@ export class LabService implements LabApi {
       datasetId,
       runKey: runKey(method, arch.id, dataset.id, hparams, defaults),
       seed,
-      hparams,
+      // Recorded, not keyed: measured from the data rather than chosen.
+      hparams: { ...hparams, splitSeed: dataset.split.seed, normalization: dataset.normalization },
       backend: { ...backend },
       versions: softwareVersions(backend.versions),
       ...(initial ? { initWeights: initial } : {}),
@@ -165,7 +145,11 @@ export class LabService implements LabApi {
         const kept = store.listTickets({ runId }).length;
         throw new CancelledError(`Cancelled at a safe point. Run ${runId} keeps its ${kept} finished ticket${kept === 1 ? '' : 's'} (\`ticket-lab tickets --run ${runId}\`).`);
       }
-      store.finishRun(runId, 'failed', error instanceof Error ? error.message : String(error));
+      try {
+        store.finishRun(runId, 'failed', error instanceof Error ? error.message : String(error));
+      } catch {
+        // The database itself may be what failed (a full disk): the next start marks the run interrupted.
+      }
       throw error;
     }
     store.finishRun(runId, 'completed');
@@ -186,10 +170,13 @@ export class LabService implements LabApi {
 
   async searchImp(request: SearchImpRequest, options: CallOptions = {}): Promise<SearchSummary> {
     const params = parseRequest(SearchImpRequest, request);
+    const beyond = params.control ? params.controlLevels?.find((l) => l > params.levels) : undefined;
+    if (beyond !== undefined) throw new InvalidRequestError(`controlLevels: level ${beyond} is beyond the ${params.levels} levels of this run.`);
     const prepared = await this.prepare(params, params.model, params.dataset);
-    const plan = impPlan(params, prepared);
-    const hparams = impHparams(plan, prepared);
-    const defaults = impHparams(impPlan(parseRequest(SearchImpRequest, { model: params.model, dataset: params.dataset }), prepared, true), prepared);
+    const plan = impPlan(params, prepared, prepared.schedule);
+    const hparams = impHparams(plan, params.validationSize);
+    const base = defaultSchedule(SearchImpRequest, { model: params.model, dataset: params.dataset }, prepared);
+    const defaults = impHparams(impPlan(base.params, prepared, base.schedule), base.params.validationSize);
     const store = this.openStore(true)!;
     const initial = initWeights(prepared.specs, plan.seed);
     const runId = this.registerRun(store, 'imp', prepared, hparams, defaults, plan.seed, initial);
@@ -238,8 +225,17 @@ export class LabService implements LabApi {
     const prepared = await this.prepare(params, model, datasetName);
     const rewindIteration = from ? Number(from.run.hparams.rewindIteration ?? 0) : params.rewindIteration;
     const prunable = prepared.specs.filter((s) => s.prunable).map((s) => s.name);
+    if (params.retrain && rewindIteration >= prepared.schedule.iterations) {
+      throw new InvalidRequestError(`iterations: ticket ${from!.ticket.id} rewinds to iteration ${rewindIteration}; retraining needs more than ${rewindIteration} iterations.`);
+    }
     const plan = { sparsity: params.sparsity, scope: params.scope, tensors: prunable, rewindIteration, retrain: params.retrain, seed: params.seed, schedule: prepared.schedule };
-    const hparams: Record<string, unknown> = { ...plan, tensors: undefined, fromTicket: from?.ticket.id ?? null, validationSize: params.validationSize };
+    const oneShotHparams = (p: typeof plan, validationSize: number): Record<string, unknown> => ({
+      sparsity: p.sparsity, scope: p.scope, rewindIteration: p.rewindIteration, retrain: p.retrain, seed: p.seed, ...scheduleHparams(p.schedule),
+      fromTicket: from?.ticket.id ?? null, validationSize,
+    });
+    const hparams = oneShotHparams(plan, params.validationSize);
+    const base = defaultSchedule(SearchOneShotRequest, { model, dataset: datasetName, sparsity: params.sparsity }, prepared);
+    const defaults = oneShotHparams({ ...plan, scope: base.params.scope, retrain: base.params.retrain, seed: base.params.seed, rewindIteration: from ? rewindIteration : base.params.rewindIteration, schedule: base.schedule }, base.params.validationSize);
     const store = this.openStore(true)!;
 
     let initial: WeightSet | undefined;
@@ -250,7 +246,7 @@ export class LabService implements LabApi {
       initial = initWeights(prepared.specs, params.seed);
       source = { kind: 'train', initialWeights: initial };
     }
-    const runId = this.registerRun(store, 'oneshot', prepared, hparams, {}, params.seed, initial);
+    const runId = this.registerRun(store, 'oneshot', prepared, hparams, defaults, params.seed, initial);
     const T = plan.schedule.iterations;
     const total = (from ? 0 : T) + (plan.retrain ? T - rewindIteration : 0);
     const tracker = new ProgressTracker(runId, Math.max(total, 1), 1, options.onProgress);
@@ -346,8 +342,43 @@ export class LabService implements LabApi {
 
 // ---- mapping ----
 
-function impPlan(params: SearchImpParams, prepared: Prepared, defaultsOnly = false): ImpPlan {
-  const { arch, specs, schedule } = prepared;
+/** The training schedule a request asks for, unset fields taking the model's LTH defaults. */
+function resolveSchedule(params: SearchImpParams | SearchOneShotParams, arch: Architecture, trainCount: number): TrainSchedule {
+  const batchSize = params.batchSize ?? arch.lthTraining.batchSize;
+  if (batchSize > trainCount) throw new InvalidRequestError(`batchSize: ${batchSize} is larger than the training set (${trainCount}).`);
+  const batchesPerEpoch = Math.floor(trainCount / batchSize);
+  const iterations = params.iterations ?? (params.epochs !== undefined ? Math.max(1, Math.round(params.epochs * batchesPerEpoch)) : arch.lthTraining.iterations);
+  if (params.rewindIteration >= iterations) {
+    throw new InvalidRequestError(`rewindIteration: ${params.rewindIteration} must be less than the ${iterations} training iterations.`);
+  }
+  const optimizerName = params.optimizer ?? arch.lthTraining.optimizer;
+  return {
+    iterations,
+    batchSize,
+    evalEvery: params.evalEvery,
+    optimizer: {
+      name: optimizerName,
+      learningRate: params.learningRate ?? (optimizerName === arch.lthTraining.optimizer ? arch.lthTraining.learningRate : 0.1),
+      momentum: params.momentum,
+      weightDecay: params.weightDecay,
+      beta1: 0.9,
+      beta2: 0.999,
+      epsilon: 1e-8,
+    },
+  };
+}
+
+/**
+ * Resolved hyper-parameters of the same search with every option left at its default, on the same
+ * model and data: what runKey leaves out.
+ */
+function defaultSchedule<S extends z.ZodType>(schema: S, base: Record<string, unknown>, prepared: Prepared): { params: z.output<S>; schedule: TrainSchedule } {
+  const params = parseRequest(schema, base) as SearchImpParams | SearchOneShotParams;
+  const trainCount = prepared.dataset.train.count + prepared.dataset.validation.count - params.validationSize;
+  return { params: params as z.output<S>, schedule: resolveSchedule(params, prepared.arch, trainCount) };
+}
+
+function impPlan(params: SearchImpParams, { arch, specs }: Prepared, schedule: TrainSchedule): ImpPlan {
   const prunable = specs.filter((s) => s.prunable);
   const rateFor = (role: ParamSpec['role']): number => {
     if (role === 'output') return params.outputRate ?? arch.lthRates.output;
@@ -355,8 +386,6 @@ function impPlan(params: SearchImpParams, prepared: Prepared, defaultsOnly = fal
     return params.rate ?? arch.lthRates.fc;
   };
   const controlLevels = params.controlLevels ?? Array.from({ length: params.levels }, (_, i) => i + 1);
-  const beyond = controlLevels.find((l) => l > params.levels);
-  if (beyond !== undefined && !defaultsOnly) throw new InvalidRequestError(`controlLevels: level ${beyond} is beyond the ${params.levels} levels of this run.`);
   return {
     levels: params.levels,
     scope: params.scope,
@@ -371,7 +400,11 @@ function impPlan(params: SearchImpParams, prepared: Prepared, defaultsOnly = fal
   };
 }
 
-function impHparams(plan: ImpPlan, prepared: Prepared): Record<string, unknown> {
+function scheduleHparams(schedule: TrainSchedule): Record<string, unknown> {
+  return { iterations: schedule.iterations, batchSize: schedule.batchSize, evalEvery: schedule.evalEvery, optimizer: schedule.optimizer };
+}
+
+function impHparams(plan: ImpPlan, validationSize: number): Record<string, unknown> {
   return {
     levels: plan.levels,
     scope: plan.scope,
@@ -380,13 +413,8 @@ function impHparams(plan: ImpPlan, prepared: Prepared): Record<string, unknown> 
     control: plan.control,
     controlLevels: plan.controlLevels,
     seed: plan.seed,
-    iterations: plan.schedule.iterations,
-    batchSize: plan.schedule.batchSize,
-    evalEvery: plan.schedule.evalEvery,
-    optimizer: plan.schedule.optimizer,
-    validationSize: prepared.dataset.split.validationSize,
-    splitSeed: prepared.dataset.split.seed,
-    normalization: prepared.dataset.normalization,
+    ...scheduleHparams(plan.schedule),
+    validationSize,
   };
 }
 
@@ -488,6 +516,7 @@ export function toSummary(t: TicketRecord): TicketSummary {
 function toRunReport(r: RunRecord): RunReport {
   return {
     id: r.id,
+    runKey: r.runKey,
     method: r.method,
     model: r.architecture,
     dataset: r.datasetName,

@@ -151,4 +151,17 @@ describe('IMP driver', () => {
     expect(fromTicket.tickets[0]!.kept).toBe(Math.round(0.05 * pruned.total));
     service.close();
   });
+
+  it('keys runs by the hyper-parameters that differ from the defaults', async () => {
+    const service = new LabService({ dbPath: join(temp(), 'keys.db') });
+    const quick = { ...small, iterations: 10, levels: 1 };
+    await service.searchImp(quick);
+    await service.searchImp({ ...quick, optimizer: 'adam', learningRate: 1.2e-3, rate: 0.2, outputRate: 0.1, seed: 0 });
+    await service.searchImp({ ...quick, iterations: 12 });
+    await service.searchImp({ ...quick, learningRate: 1e-3 });
+    const keys = (await service.listRuns({})).map((r) => r.runKey);
+    service.close();
+    expect(keys[1]).toBe(keys[0]);
+    expect(new Set([keys[0], keys[2], keys[3]]).size).toBe(3);
+  });
 });
