@@ -6,10 +6,9 @@
 // yield. Evaluation is kept out: evalEvery lies past the end, the run is aborted through its
 // AbortSignal right after the window (skipping the final test passes), and the dataset given
 // here has an empty validation split, so the evaluation at the start costs nothing either.
-import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { CancelledError, LabError } from '../core/api/errors';
-import { type BackendChoice, type BackendInfo, selectBackend } from '../core/compute/backend';
+import { type BackendChoice, type BackendInfo, isInstalled, selectBackend } from '../core/compute/backend';
 import type { LoadedDataset } from '../core/data/datasets';
 import { DEFAULT_OPTIMIZER } from '../core/train/optimizers';
 import { trainMasked } from '../core/train/train';
@@ -54,16 +53,6 @@ export interface ThroughputResult {
   skipped: ThroughputSkip[];
 }
 
-const requireFromHere = createRequire(__filename);
-
-function isInstalled(name: string): boolean {
-  try {
-    requireFromHere.resolve(name);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export async function measureThroughput(
   dataset: LoadedDataset,

@@ -1,5 +1,5 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
-import type { LabApi } from '../api/lab-api';
+import type { CallOptions, LabApi } from '../api/lab-api';
 import type { SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
 import { compareTable, dbInfoText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
@@ -52,6 +52,14 @@ const TRAINING_OPTIONS: OptionDef[] = [
   { flag: 'data-dir', kind: 'string', help: 'folder with the dataset\'s IDX files (raw or .gz)' },
 ];
 
+const MODEL_OPTION: OptionDef = { flag: 'model', kind: 'string', help: 'lenet-300-100 | conv-2 | conv-4 | conv-6' };
+const DATASET_OPTION: OptionDef = { flag: 'dataset', kind: 'string', help: 'mnist | fashion-mnist' };
+
+/** Cancel on Ctrl-C and the progress line, for the long calls. */
+function callOptions(ctx: CommandContext): CallOptions {
+  return { signal: ctx.signal, ...(ctx.progress ? { onProgress: ctx.progress } : {}) };
+}
+
 function printSearch(ctx: CommandContext, summary: SearchSummary): void {
   if (ctx.json) {
     ctx.out(JSON.stringify(summary, null, 2));
@@ -90,8 +98,8 @@ export const COMMANDS: CommandDef[] = [
     long: true,
     usesBackend: true,
     options: [
-      { flag: 'model', kind: 'string', help: 'lenet-300-100 | conv-2 | conv-4 | conv-6' },
-      { flag: 'dataset', kind: 'string', help: 'mnist | fashion-mnist' },
+      MODEL_OPTION,
+      DATASET_OPTION,
       { flag: 'levels', kind: 'int', help: 'pruning levels after the dense one (default 15)' },
       { flag: 'rate', kind: 'number', help: 'fraction of remaining fc weights pruned per level (default 0.2); with --scope global, the one rate' },
       { flag: 'conv-rate', kind: 'number', help: 'per-level rate of conv layers (default 0.1; conv-6: 0.15)' },
@@ -102,7 +110,7 @@ export const COMMANDS: CommandDef[] = [
       ...TRAINING_OPTIONS,
     ],
     async run(ctx, request) {
-      printSearch(ctx, await ctx.api.searchImp(request as SearchImpRequest, { signal: ctx.signal, ...(ctx.progress ? { onProgress: ctx.progress } : {}) }));
+      printSearch(ctx, await ctx.api.searchImp(request as SearchImpRequest, callOptions(ctx)));
     },
   },
   {
@@ -112,8 +120,8 @@ export const COMMANDS: CommandDef[] = [
     long: true,
     usesBackend: true,
     options: [
-      { flag: 'model', kind: 'string', help: 'lenet-300-100 | conv-2 | conv-4 | conv-6' },
-      { flag: 'dataset', kind: 'string', help: 'mnist | fashion-mnist' },
+      MODEL_OPTION,
+      DATASET_OPTION,
       { flag: 'sparsity', kind: 'number', help: 'fraction of prunable weights to remove, in (0, 1)' },
       { flag: 'scope', kind: 'string', help: 'layer (default) | global' },
       { flag: 'from', field: 'fromTicket', kind: 'string', help: 'prune this ticket\'s trained weights instead of training a dense network first' },
@@ -121,7 +129,7 @@ export const COMMANDS: CommandDef[] = [
       ...TRAINING_OPTIONS,
     ],
     async run(ctx, request) {
-      printSearch(ctx, await ctx.api.searchOneShot(request as SearchOneShotRequest, { signal: ctx.signal, ...(ctx.progress ? { onProgress: ctx.progress } : {}) }));
+      printSearch(ctx, await ctx.api.searchOneShot(request as SearchOneShotRequest, callOptions(ctx)));
     },
   },
   {
@@ -198,7 +206,7 @@ export const COMMANDS: CommandDef[] = [
             '      The paper trains 50,000 iterations per level: see docs/results/lth-lenet.md for that experiment.\n',
         );
       }
-      printSearch(ctx, await ctx.api.searchImp({ ...DEMO_REQUEST, ...request }, { signal: ctx.signal, ...(ctx.progress ? { onProgress: ctx.progress } : {}) }));
+      printSearch(ctx, await ctx.api.searchImp({ ...DEMO_REQUEST, ...request }, callOptions(ctx)));
     },
   },
 ];

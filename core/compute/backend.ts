@@ -36,7 +36,8 @@ function packageVersion(name: string): string | undefined {
   }
 }
 
-function isInstalled(name: string): boolean {
+/** Whether a package resolves from core (optional backends are looked for, never required). */
+export function isInstalled(name: string): boolean {
   try {
     requireFromHere.resolve(name);
     return true;
