@@ -222,7 +222,9 @@ export class LabService implements LabApi {
     }
     const model = from?.ticket.architecture ?? params.model!;
     const datasetName = from?.ticket.datasetName ?? params.dataset!;
-    const prepared = await this.prepare(params, model, datasetName);
+    // Keep the source run's validation split, so no image it trained on is used for early stopping here.
+    const validationSize = from ? Number(from.run.hparams.validationSize ?? params.validationSize) : params.validationSize;
+    const prepared = await this.prepare({ ...params, validationSize }, model, datasetName);
     const rewindIteration = from ? Number(from.run.hparams.rewindIteration ?? 0) : params.rewindIteration;
     const prunable = prepared.specs.filter((s) => s.prunable).map((s) => s.name);
     if (params.retrain && rewindIteration >= prepared.schedule.iterations) {
@@ -233,7 +235,7 @@ export class LabService implements LabApi {
       sparsity: p.sparsity, scope: p.scope, rewindIteration: p.rewindIteration, retrain: p.retrain, seed: p.seed, ...scheduleHparams(p.schedule),
       fromTicket: from?.ticket.id ?? null, validationSize,
     });
-    const hparams = oneShotHparams(plan, params.validationSize);
+    const hparams = oneShotHparams(plan, validationSize);
     const base = defaultSchedule(SearchOneShotRequest, { model, dataset: datasetName, sparsity: params.sparsity }, prepared);
     const defaults = oneShotHparams({ ...plan, scope: base.params.scope, retrain: base.params.retrain, seed: base.params.seed, rewindIteration: from ? rewindIteration : base.params.rewindIteration, schedule: base.schedule }, base.params.validationSize);
     const store = this.openStore(true)!;

@@ -144,7 +144,10 @@ describe('IMP driver', () => {
     const pruned = scratch.tickets[1]!;
     expect(pruned.kept).toBe(Math.round(0.1 * 784 * 300) + Math.round(0.1 * 300 * 100) + Math.round(0.1 * 100 * 10));
     expect(pruned.parentId).toBe(scratch.tickets[0]!.id);
-    const fromTicket = await service.searchOneShot({ fromTicket: pruned.id, sparsity: 0.95, scope: 'global', iterations: 20, evalEvery: 10, validationSize: 500, backend: 'wasm' });
+    // No validation size given: the source run's split (500) is kept, so no image it trained on validates here.
+    const fromTicket = await service.searchOneShot({ fromTicket: pruned.id, sparsity: 0.95, scope: 'global', iterations: 20, evalEvery: 10, backend: 'wasm' });
+    const run = (await service.listRuns({})).find((r) => r.id === fromTicket.runId)!;
+    expect(run.hparams.validationSize).toBe(500);
     expect(fromTicket.tickets).toHaveLength(1);
     expect(fromTicket.tickets[0]!.parentId).toBe(pruned.id);
     expect(fromTicket.tickets[0]!.level).toBe(2);
