@@ -10,7 +10,7 @@ import type { LoadedDataset } from '../core/data/datasets';
 import { decodeWeights, digestWeights, encodeWeights, initWeights } from '../core/models/weights';
 import { summarizeMasks } from '../core/pruning/mask';
 import { decodeMask, encodeMask } from '../core/pruning/mask-encoding';
-import { LabStore } from '../core/store/lab-store';
+import { LabStore, WEIGHTS_DEFLATE_LEVEL } from '../core/store/lab-store';
 import { type LenetTicket, MODEL_ID } from './lenet-ticket';
 import { median, medianSeconds, seconds } from './stopwatch';
 import { type Table, fixed, percent } from './text-table';
@@ -89,7 +89,7 @@ export function measureStore(dataset: LoadedDataset, ticket: LenetTicket, repeti
 
     const first = finals[0]!;
     const raw = finals.map(encodeWeights);
-    const deflated = raw.map((b) => deflateRawSync(b, { level: 6 }));
+    const deflated = raw.map((b) => deflateRawSync(b, { level: WEIGHTS_DEFLATE_LEVEL }));
     const maskBlobs = ticket.masks.map(encodeMask);
     const part = (name: string, fn: (r: number) => unknown): StorePart => ({ name, seconds: spread(medianSeconds(repetitions, fn).all) });
     const tensors = `${ticket.masks.length} tensors`;
@@ -98,7 +98,7 @@ export function measureStore(dataset: LoadedDataset, ticket: LenetTicket, repeti
         part(`encodeMask (${tensors})`, () => ticket.masks.map(encodeMask)),
         part('digestWeights (SHA-256)', (r) => digestWeights(finals[r]!)),
         part('encodeWeights (f32 LE)', (r) => encodeWeights(finals[r]!)),
-        part('deflateRawSync level 6', (r) => deflateRawSync(raw[r]!, { level: 6 })),
+        part(`deflateRawSync level ${WEIGHTS_DEFLATE_LEVEL}`, (r) => deflateRawSync(raw[r]!, { level: WEIGHTS_DEFLATE_LEVEL })),
       ],
       read: [
         part(`decodeMask (${tensors})`, () => ticket.masks.map((m, i) => decodeMask(m.name, maskBlobs[i]!))),

@@ -30,7 +30,7 @@ async function main(): Promise<void> {
     const earlier = 1 - t.earlyStopIteration! / dense.earlyStopIteration!;
     console.log(
       `| ${t.level} | ${(100 * (1 - t.sparsity)).toFixed(1)}% | ${p(t.testAccuracy!)}% | ${t === dense ? '—' : signed(t.testAccuracy! - dense.testAccuracy!)} | ${t.earlyStopIteration} | ${
-        t === dense ? '—' : `${earlier >= 0 ? `${(100 * earlier).toFixed(0)}% sooner` : `${(-100 * earlier).toFixed(0)}% later`}`
+        t === dense ? "—" : earlier === 0 ? "same" : earlier > 0 ? `${(100 * earlier).toFixed(0)}% sooner` : `${(-100 * earlier).toFixed(0)}% later`
       } | ${p(await finalAccuracy(t))}% | ${control ? `${p(control.testAccuracy!)}%` : ''} | ${control ? signed(control.testAccuracy! - t.testAccuracy!) : ''} | ${control ? control.earlyStopIteration : ''} |`,
     );
   }

@@ -104,6 +104,11 @@ export interface StoreInfo {
 
 /** Weight checkpoints: encodeWeights() bytes, raw deflate. */
 const WEIGHTS_ENCODING = 'f32le+deflate';
+/**
+ * Dense float32 barely compresses (7% at level 6, for 40 ms a LeNet checkpoint), but the zeros of
+ * pruned weights do, and level 1 gets those cheaply.
+ */
+export const WEIGHTS_DEFLATE_LEVEL = 1;
 
 const ID_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz'; // Crockford base32: no i, l, o, u
 
@@ -261,11 +266,9 @@ export class LabStore {
     const exists = this.db.prepare('SELECT 1 FROM weights WHERE digest = ?').get(digest);
     if (!exists) {
       const raw = encodeWeights(weights);
-      // Level 1: dense float32 barely compresses (7% at level 6, for 40 ms a LeNet checkpoint), but the
-      // zeros of pruned weights do, and level 1 gets those cheaply.
       this.db
         .prepare('INSERT INTO weights (digest, encoding, byte_length, blob, created_at) VALUES (?, ?, ?, ?, ?)')
-        .run(digest, WEIGHTS_ENCODING, raw.length, deflateRawSync(raw, { level: 1 }), now());
+        .run(digest, WEIGHTS_ENCODING, raw.length, deflateRawSync(raw, { level: WEIGHTS_DEFLATE_LEVEL }), now());
     }
     return digest;
   }
