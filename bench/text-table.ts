@@ -55,3 +55,13 @@ export function approx(value: number): string {
 export function percent(fraction: number, decimals = 1): string {
   return `${fixed(fraction * 100, decimals)} %`;
 }
+
+/** The columns every step-timing table shares (TF.js backends and PyTorch), in one order. */
+export const STEP_TIMING_COLUMNS: Column[] = [
+  { header: 'warm-up', align: 'right' },
+  { header: 'timed steps', align: 'right' },
+  { header: 'seconds', align: 'right' },
+  { header: 'ms/step', align: 'right' },
+  { header: 'steps/s', align: 'right' },
+  { header: 'samples/s', align: 'right' },
+];

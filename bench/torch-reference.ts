@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadedDataset } from '../core/data/datasets';
 import { BATCH_SIZE, LEARNING_RATE } from './training-throughput';
-import { type Table, approx, fixed } from './text-table';
+import { STEP_TIMING_COLUMNS, type Table, approx, fixed } from './text-table';
 
 const PYTHON_CANDIDATES = ['/usr/bin/python3', 'python3'];
 const INSTALL_HINT = 'PyTorch not installed (apt-get install python3-torch libopenblas0-pthread)';
@@ -128,12 +128,7 @@ export function torchTable(result: TorchResult): Table {
       { header: 'device' },
       { header: 'threads', align: 'right' },
       { header: 'data' },
-      { header: 'warm-up', align: 'right' },
-      { header: 'timed steps', align: 'right' },
-      { header: 'seconds', align: 'right' },
-      { header: 'ms/step', align: 'right' },
-      { header: 'steps/s', align: 'right' },
-      { header: 'samples/s', align: 'right' },
+      ...STEP_TIMING_COLUMNS,
       { header: 'last loss', align: 'right' },
     ],
     rows: [

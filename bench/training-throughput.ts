@@ -14,7 +14,7 @@ import { DEFAULT_OPTIMIZER } from '../core/train/optimizers';
 import { trainMasked } from '../core/train/train';
 import type { LenetTicket } from './lenet-ticket';
 import { seconds } from './stopwatch';
-import { type Table, approx, fixed } from './text-table';
+import { STEP_TIMING_COLUMNS, type Table, approx, fixed } from './text-table';
 import type { TorchResult } from './torch-reference';
 
 export const BATCH_SIZE = 60;
@@ -159,12 +159,7 @@ export function throughputTable(result: ThroughputResult, torch: TorchResult): T
       { header: 'tf backend' },
       { header: 'SIMD' },
       { header: 'threads' },
-      { header: 'warm-up', align: 'right' },
-      { header: 'timed steps', align: 'right' },
-      { header: 'seconds', align: 'right' },
-      { header: 'ms/step', align: 'right' },
-      { header: 'steps/s', align: 'right' },
-      { header: 'samples/s', align: 'right' },
+      ...STEP_TIMING_COLUMNS,
       { header: 'loss@10', align: 'right' },
       { header: 'vs PyTorch', align: 'right' },
     ],

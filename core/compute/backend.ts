@@ -98,8 +98,6 @@ export interface BackendNeeds {
   trainsConv?: boolean;
 }
 
-let active: BackendInfo | undefined;
-
 /**
  * Initialise TF.js on the best available backend (or the one asked for) and return what was chosen.
  * TF.js has one global engine per process: calling again with a different choice switches backends.
@@ -123,8 +121,7 @@ export async function selectBackend(requested: BackendChoice = 'auto', needs: Ba
       notes.push(`${provider}: cannot train conv layers (no ${missing.join(', ')} kernel on '${tfBackend}')`);
       continue;
     }
-    active = describe(requested, provider, tfBackend, notes);
-    return active;
+    return describe(requested, provider, tfBackend, notes);
   }
 
   const why = notes.join('; ');
@@ -147,8 +144,4 @@ function describe(requested: BackendChoice, provider: Exclude<BackendChoice, 'au
     features.threads = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
   }
   return { requested, provider, tfBackend, versions, features, notes: [...notes] };
-}
-
-export function activeBackend(): BackendInfo | undefined {
-  return active;
 }

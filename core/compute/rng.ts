@@ -1,5 +1,5 @@
 // Seeded randomness for every random choice in core (weight init, data order, random masks).
-// Math.random is banned in core by lint: a run must be repeatable from its recorded seed.
+// The global unseeded generator is banned in core by lint: a run must repeat from its recorded seed.
 //
 // Generator: sfc32 (Chris Doty-Humphrey's Small Fast Counting generator, 128-bit state), passes
 // PractRand to large sizes and is cheap in 32-bit JS arithmetic. Streams are derived from

@@ -33,15 +33,7 @@ export function initWeights(specs: readonly ParamSpec[], seed: number, stream = 
   });
 }
 
-export function cloneWeights(weights: WeightSet): WeightSet {
-  return weights.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.slice() }));
-}
 
-export function tensorByName(weights: WeightSet, name: string): NamedTensor {
-  const t = weights.find((w) => w.name === name);
-  if (!t) throw new Error(`No tensor named ${name}`);
-  return t;
-}
 
 /** Content digest: names, shapes and float bits, so equal weights are stored once. */
 export function digestWeights(weights: WeightSet): string {

@@ -53,7 +53,3 @@ export function summarizeMasks(masks: MaskSet): MaskSummary {
   const total = layers.reduce((n, l) => n + l.total, 0);
   return { kept, total, sparsity: total === 0 ? 0 : 1 - kept / total, layers };
 }
-
-export function maskByName(masks: MaskSet, name: string): LayerMask | undefined {
-  return masks.find((m) => m.name === name);
-}

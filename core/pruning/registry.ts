@@ -6,13 +6,14 @@ import type { PruningStrategy } from './strategy';
 
 const STRATEGIES = new Map<string, PruningStrategy<never>>();
 
-function register(strategy: PruningStrategy<never>): void {
+/** Adds a strategy; an id already taken is a programming error and throws. */
+export function registerPruningStrategy(strategy: PruningStrategy<never>): void {
   if (STRATEGIES.has(strategy.id)) throw new Error(`pruning strategy '${strategy.id}' registered twice`);
   STRATEGIES.set(strategy.id, strategy);
 }
 
-register(magnitudeStrategy as PruningStrategy<never>);
-register(randomStrategy as PruningStrategy<never>);
+registerPruningStrategy(magnitudeStrategy as PruningStrategy<never>);
+registerPruningStrategy(randomStrategy as PruningStrategy<never>);
 
 export function pruningStrategy<P = Record<string, never>>(id: string): PruningStrategy<P> {
   const strategy = STRATEGIES.get(id);
