@@ -65,3 +65,16 @@ export const STEP_TIMING_COLUMNS: Column[] = [
   { header: 'steps/s', align: 'right' },
   { header: 'samples/s', align: 'right' },
 ];
+
+export interface StepTiming {
+  warmupSteps: number;
+  timedSteps: number;
+  seconds: number;
+  stepsPerSecond: number;
+  samplesPerSecond: number;
+}
+
+/** The cells of STEP_TIMING_COLUMNS, formatted the same way in every table. */
+export function stepTimingCells(t: StepTiming): string[] {
+  return [String(t.warmupSteps), String(t.timedSteps), fixed(t.seconds, 2), fixed(1000 / t.stepsPerSecond, 2), approx(t.stepsPerSecond), fixed(t.samplesPerSecond, 0)];
+}

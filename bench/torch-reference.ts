@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadedDataset } from '../core/data/datasets';
 import { BATCH_SIZE, LEARNING_RATE } from './training-throughput';
-import { STEP_TIMING_COLUMNS, type Table, approx, fixed } from './text-table';
+import { STEP_TIMING_COLUMNS, type Table, fixed, stepTimingCells } from './text-table';
 
 const PYTHON_CANDIDATES = ['/usr/bin/python3', 'python3'];
 const INSTALL_HINT = 'PyTorch not installed (apt-get install python3-torch libopenblas0-pthread)';
@@ -138,12 +138,7 @@ export function torchTable(result: TorchResult): Table {
         result.device,
         String(result.threads),
         result.data,
-        String(result.warmupSteps),
-        String(result.timedSteps),
-        fixed(result.seconds, 2),
-        fixed(1000 / result.stepsPerSecond, 2),
-        approx(result.stepsPerSecond),
-        fixed(result.samplesPerSecond, 0),
+        ...stepTimingCells(result),
         result.lastLoss === null ? '' : fixed(result.lastLoss, 4),
       ],
     ],

@@ -14,7 +14,7 @@ import { DEFAULT_OPTIMIZER } from '../core/train/optimizers';
 import { trainMasked } from '../core/train/train';
 import type { LenetTicket } from './lenet-ticket';
 import { seconds } from './stopwatch';
-import { STEP_TIMING_COLUMNS, type Table, approx, fixed } from './text-table';
+import { STEP_TIMING_COLUMNS, type Table, fixed, stepTimingCells } from './text-table';
 import type { TorchResult } from './torch-reference';
 
 export const BATCH_SIZE = 60;
@@ -168,12 +168,7 @@ export function throughputTable(result: ThroughputResult, torch: TorchResult): T
       r.tfBackend,
       yesNo(r.simd),
       yesNo(r.threads),
-      String(r.warmupSteps),
-      String(r.timedSteps),
-      fixed(r.seconds, 2),
-      fixed(1000 / r.stepsPerSecond, 1),
-      approx(r.stepsPerSecond),
-      fixed(r.samplesPerSecond, 0),
+      ...stepTimingCells(r),
       r.lossAtStep10 === null ? '' : fixed(r.lossAtStep10, 5),
       ratioText(r.stepsPerSecond, torch),
     ]),

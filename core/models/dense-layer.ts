@@ -5,10 +5,11 @@
 import * as tf from '@tensorflow/tfjs';
 
 type Activation = 'relu' | 'linear';
+type DenseOp = (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D;
 
-const denseWith = new Map<Activation, (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D>();
+const denseWith = new Map<Activation, DenseOp>();
 
-function build(activation: Activation): (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D {
+function build(activation: Activation): DenseOp {
   return tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [x, w, b, save] = args as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc];
     const y = tf.fused.matMul({ a: x, b: w, bias: b, activation });
@@ -22,7 +23,7 @@ function build(activation: Activation): (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.T
         return [tf.matMul(g, tf.transpose(ws)), tf.matMul(tf.transpose(xs), g), tf.sum(g, 0)];
       },
     };
-  }) as unknown as (x: tf.Tensor2D, w: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor2D;
+  }) as unknown as DenseOp;
 }
 
 /** y = activation(x·w + b) with x [n, in], w [in, out], b [out]. */

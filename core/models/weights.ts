@@ -33,8 +33,6 @@ export function initWeights(specs: readonly ParamSpec[], seed: number, stream = 
   });
 }
 
-
-
 /** Content digest: names, shapes and float bits, so equal weights are stored once. */
 export function digestWeights(weights: WeightSet): string {
   const hash = createHash('sha256');
@@ -77,13 +75,11 @@ export function decodeWeights(bytes: Uint8Array): WeightSet {
   for (const { name, shape } of header) {
     const n = sizeOf(shape);
     if (offset + 4 * n > buf.length) throw new Error(`weights blob ends inside ${name}`);
-    let values: Float32Array;
+    const values = new Float32Array(n);
     if (LITTLE_ENDIAN) {
-      // Copy into a fresh, aligned buffer: the blob's offset need not be a multiple of 4.
-      values = new Float32Array(n);
+      // Copy into the fresh, aligned buffer: the blob's offset need not be a multiple of 4.
       new Uint8Array(values.buffer).set(buf.subarray(offset, offset + 4 * n));
     } else {
-      values = new Float32Array(n);
       for (let i = 0; i < n; i++) values[i] = buf.readFloatLE(offset + 4 * i);
     }
     offset += 4 * n;

@@ -230,14 +230,18 @@ export class LabService implements LabApi {
     if (params.retrain && rewindIteration >= prepared.schedule.iterations) {
       throw new InvalidRequestError(`iterations: ticket ${from!.ticket.id} rewinds to iteration ${rewindIteration}; retraining needs more than ${rewindIteration} iterations.`);
     }
-    const plan = { sparsity: params.sparsity, scope: params.scope, tensors: prunable, rewindIteration, retrain: params.retrain, seed: params.seed, schedule: prepared.schedule };
-    const oneShotHparams = (p: typeof plan, validationSize: number): Record<string, unknown> => ({
-      sparsity: p.sparsity, scope: p.scope, rewindIteration: p.rewindIteration, retrain: p.retrain, seed: p.seed, ...scheduleHparams(p.schedule),
-      fromTicket: from?.ticket.id ?? null, validationSize,
+    // A source ticket fixes the rewind point; otherwise the request does.
+    const planFor = (p: SearchOneShotParams, schedule: TrainSchedule) => ({
+      sparsity: p.sparsity, scope: p.scope, tensors: prunable, rewindIteration: from ? rewindIteration : p.rewindIteration, retrain: p.retrain, seed: p.seed, schedule,
     });
+    const oneShotHparams = (p: ReturnType<typeof planFor>, validation: number): Record<string, unknown> => ({
+      sparsity: p.sparsity, scope: p.scope, rewindIteration: p.rewindIteration, retrain: p.retrain, seed: p.seed, ...scheduleHparams(p.schedule),
+      fromTicket: from?.ticket.id ?? null, validationSize: validation,
+    });
+    const plan = planFor(params, prepared.schedule);
     const hparams = oneShotHparams(plan, validationSize);
     const base = defaultSchedule(SearchOneShotRequest, { model, dataset: datasetName, sparsity: params.sparsity }, prepared);
-    const defaults = oneShotHparams({ ...plan, scope: base.params.scope, retrain: base.params.retrain, seed: base.params.seed, rewindIteration: from ? rewindIteration : base.params.rewindIteration, schedule: base.schedule }, base.params.validationSize);
+    const defaults = oneShotHparams(planFor(base.params, base.schedule), base.params.validationSize);
     const store = this.openStore(true)!;
 
     let initial: WeightSet | undefined;
