@@ -6,7 +6,7 @@ const CORE_FORBIDDEN_PACKAGES = ['electron', 'vue', 'pinia', '@electron/*', 'ele
 const APP_SHELLS = ['main', 'preload', 'renderer'];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'tests/fixtures/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'coverage/**', 'tests/fixtures/**', 'core/compute/wasm/assembly/**', '**/*.generated.ts', 'scratch/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -2,8 +2,10 @@
 # Installs the Debian packages Ticket Lab's tests use, when missing: part of `npm test`, so a fresh
 # machine needs nothing by hand. Without apt or root rights it only says what is missing.
 #   dataset-fashion-mnist: the official Fashion-MNIST files (the npm package of that name is corrupt)
+#   chromium, libvulkan1: SwiftShader (a software Vulkan driver inside chromium) and the Vulkan loader,
+#     so WebGPU kernels run and are checked on machines without a GPU
 set -euo pipefail
-packages=(dataset-fashion-mnist)
+packages=(dataset-fashion-mnist chromium libvulkan1)
 
 missing=()
 for p in "${packages[@]}"; do

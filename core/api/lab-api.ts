@@ -4,6 +4,7 @@ import type { z } from 'zod';
 import {
   CompareTicketsRequest,
   DbInfoRequest,
+  DoctorRequest,
   ListRunsRequest,
   ListTicketsRequest,
   SearchImpRequest,
@@ -11,6 +12,7 @@ import {
   ShowTicketRequest,
   type CompareResult,
   type DbInfo,
+  type DoctorReport,
   type RunReport,
   type SearchProgress,
   type SearchSummary,
@@ -22,6 +24,8 @@ import {
 export interface CallOptions {
   signal?: AbortSignal;
   onProgress?: (progress: SearchProgress) => void;
+  /** Things the user must hear before a long call runs (a GPU that is there but unusable, a software GPU). */
+  onWarning?: (message: string) => void;
 }
 
 export interface LabApi {
@@ -34,6 +38,8 @@ export interface LabApi {
   compareTickets(request: CompareTicketsRequest): Promise<CompareResult>;
   listRuns(request: ListRunsRequest): Promise<RunReport[]>;
   dbInfo(request: DbInfoRequest): Promise<DbInfo>;
+  /** Which compute backends run here, which one a search would use, and why. */
+  doctor(request: DoctorRequest): Promise<DoctorReport>;
 }
 
 /** Every method with the validator of its request: the list transports are built from. */
@@ -45,6 +51,7 @@ export const LAB_API_METHODS = {
   compareTickets: CompareTicketsRequest,
   listRuns: ListRunsRequest,
   dbInfo: DbInfoRequest,
+  doctor: DoctorRequest,
 } satisfies { [K in keyof LabApi]: z.ZodType };
 
 export type LabApiMethod = keyof typeof LAB_API_METHODS;

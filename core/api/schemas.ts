@@ -9,7 +9,7 @@ const NonNegativeInt = z.number().int('must be a whole number').min(0, 'must be 
 const Name = z.string().min(1).max(200);
 const Id = z.string().min(1).max(64);
 
-export const BackendChoice = z.enum(['auto', 'tfjs-node-gpu', 'tfjs-node', 'wasm', 'cpu']);
+export const BackendChoice = z.enum(['auto', 'tfjs-node-gpu', 'tfjs-node', 'webgpu', 'wasm', 'cpu']);
 
 /** Training settings shared by every search that trains. Unset ones take the model's LTH defaults. */
 const TrainingOptions = {
@@ -101,7 +101,21 @@ export type ListRunsRequest = z.input<typeof ListRunsRequest>;
 export const DbInfoRequest = z.object({}).strict();
 export type DbInfoRequest = z.input<typeof DbInfoRequest>;
 
+export const DoctorRequest = z.object({ backend: BackendChoice.default('auto') }).strict();
+export type DoctorRequest = z.input<typeof DoctorRequest>;
+
 // ---- responses ----
+
+export interface GpuAdapterReport {
+  vendor: string;
+  architecture: string;
+  device: string;
+  description: string;
+  isFallbackAdapter: boolean;
+  /** A CPU implementation of the GPU API (SwiftShader): correct, slow. */
+  software: boolean;
+  limits: Record<string, number>;
+}
 
 export interface BackendReport {
   requested: string;
@@ -109,7 +123,29 @@ export interface BackendReport {
   tfBackend: string;
   versions: Record<string, string>;
   features: { simd?: boolean; threads?: boolean };
+  adapter?: GpuAdapterReport;
   notes: string[];
+  /** Said to the user: a GPU that is there but unusable, a software adapter in use. */
+  warnings: string[];
+}
+
+/** One backend provider as `ticket-lab doctor` finds it. */
+export interface BackendProbeReport {
+  provider: string;
+  usable: boolean;
+  /** Why not, or what it runs on. */
+  detail: string;
+  adapter?: GpuAdapterReport;
+  /** Has the kernels conv-net training needs. */
+  trainsConv: boolean | null;
+}
+
+export interface DoctorReport {
+  /** What a search with the requested backend would run on; null when nothing can. */
+  chosen: BackendReport | null;
+  error: string | null;
+  providers: BackendProbeReport[];
+  versions: Record<string, string>;
 }
 
 export interface TicketSummary {

@@ -1,7 +1,7 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
 import type { SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
-import { compareTable, dbInfoText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+import { compareTable, dbInfoText, doctorText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list';
 
@@ -57,7 +57,7 @@ const DATASET_OPTION: OptionDef = { flag: 'dataset', kind: 'string', help: 'mnis
 
 /** Cancel on Ctrl-C and the progress line, for the long calls. */
 function callOptions(ctx: CommandContext): CallOptions {
-  return { signal: ctx.signal, ...(ctx.progress ? { onProgress: ctx.progress } : {}) };
+  return { signal: ctx.signal, ...(ctx.progress ? { onProgress: ctx.progress } : {}), onWarning: (message) => ctx.err(`warning: ${message}`) };
 }
 
 function printSearch(ctx: CommandContext, summary: SearchSummary): void {
@@ -189,6 +189,17 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx) {
       const info = await ctx.api.dbInfo({});
       ctx.out(ctx.json ? JSON.stringify(info, null, 2) : dbInfoText(info));
+    },
+  },
+  {
+    name: 'doctor',
+    summary: 'compute backends: which run here (GPU adapter included), which a search would use, and why',
+    positionals: [],
+    usesBackend: true,
+    options: [],
+    async run(ctx, request) {
+      const report = await ctx.api.doctor(request);
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : doctorText(report));
     },
   },
   {

@@ -1,5 +1,5 @@
 // Human-readable output of the CLI: aligned tables and small numbers formatted the same way everywhere.
-import type { CompareResult, DbInfo, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
+import type { CompareResult, DbInfo, DoctorReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
 
 export function pct(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(digits)}%`;
@@ -144,4 +144,28 @@ export function dbInfoText(info: DbInfo): string {
     `  schema version ${info.schemaVersion} (latest ${info.latestSchemaVersion}), ${((info.bytes ?? 0) / 1024).toFixed(0)} KiB`,
     `  ${c.runs} runs, ${c.tickets} tickets, ${c.masks} masks, ${c.weights} weight checkpoints, ${c.models} models, ${c.datasets} datasets`,
   ].join('\n');
+}
+
+export function doctorText(report: DoctorReport): string {
+  const lines = [
+    table(
+      ['backend', 'usable', 'conv training', 'detail'],
+      report.providers.map((p) => [p.provider, p.usable ? 'yes' : 'no', p.trainsConv === null ? '—' : p.trainsConv ? 'yes' : 'no', p.detail]),
+    ),
+    '',
+  ];
+  const chosen = report.chosen;
+  if (!chosen) {
+    lines.push(`no backend: ${report.error ?? 'nothing could run'}`);
+    return lines.join('\n');
+  }
+  lines.push(`a search here runs on: ${chosen.provider}${chosen.requested === 'auto' ? ' (auto: the first usable in the order above)' : ''}`);
+  if (chosen.adapter) {
+    const a = chosen.adapter;
+    lines.push(`  GPU adapter: vendor ${a.vendor || '?'}, device ${a.device || '?'}, architecture ${a.architecture || '?'}${a.description ? ` (${a.description})` : ''}, fallback ${a.isFallbackAdapter ? 'yes' : 'no'}`);
+  }
+  for (const note of chosen.notes) lines.push(`  passed over: ${note}`);
+  for (const warning of chosen.warnings) lines.push(`  warning: ${warning}`);
+  lines.push(`  versions: ${Object.entries(report.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  return lines.join('\n');
 }

@@ -8,6 +8,7 @@ import type { CallOptions, LabApi } from '../api/lab-api';
 import {
   CompareTicketsRequest,
   DbInfoRequest,
+  DoctorRequest,
   ListRunsRequest,
   ListTicketsRequest,
   SearchImpRequest,
@@ -16,6 +17,7 @@ import {
   type CompareResult,
   type CurvePointReport,
   type DbInfo,
+  type DoctorReport,
   type RunReport,
   type SearchImpParams,
   type SearchOneShotParams,
@@ -24,7 +26,7 @@ import {
   type TicketSummary,
 } from '../api/schemas';
 import { compareMasks } from '../compare/mask-metrics';
-import { type BackendInfo, selectBackend } from '../compute/backend';
+import { type BackendInfo, probeBackends, selectBackend } from '../compute/backend';
 import { softwareVersions } from '../compute/versions';
 import { type LoadedDataset, loadDataset } from '../data/datasets';
 import { type Architecture, type ParamSpec, architecture, hasConv, paramSpecs } from '../models/architectures';
@@ -96,12 +98,13 @@ export class LabService implements LabApi {
   // ---- searches ----
 
   /** Resolves model, dataset, schedule and backend: everything that can fail before a write. */
-  private async prepare(params: SearchImpParams | SearchOneShotParams, model: string, datasetName: string): Promise<Prepared> {
+  private async prepare(params: SearchImpParams | SearchOneShotParams, model: string, datasetName: string, options: CallOptions): Promise<Prepared> {
     const arch = architecture(model);
     const dataset = loadDataset(datasetName, { dataDir: params.dataDir, validationSize: params.validationSize });
     const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
     const schedule = resolveSchedule(params, arch, dataset.train.count);
     const backend = await selectBackend(params.backend, { trainsConv: hasConv(arch) });
+    for (const warning of backend.warnings) options.onWarning?.(warning);
     return { arch, dataset, specs, schedule, backend };
   }
 
@@ -172,7 +175,7 @@ export class LabService implements LabApi {
     const params = parseRequest(SearchImpRequest, request);
     const beyond = params.control ? params.controlLevels?.find((l) => l > params.levels) : undefined;
     if (beyond !== undefined) throw new InvalidRequestError(`controlLevels: level ${beyond} is beyond the ${params.levels} levels of this run.`);
-    const prepared = await this.prepare(params, params.model, params.dataset);
+    const prepared = await this.prepare(params, params.model, params.dataset, options);
     const plan = impPlan(params, prepared, prepared.schedule);
     const hparams = impHparams(plan, params.validationSize);
     const base = defaultSchedule(SearchImpRequest, { model: params.model, dataset: params.dataset }, prepared);
@@ -224,7 +227,7 @@ export class LabService implements LabApi {
     const datasetName = from?.ticket.datasetName ?? params.dataset!;
     // Keep the source run's validation split, so no image it trained on is used for early stopping here.
     const validationSize = from ? Number(from.run.hparams.validationSize ?? params.validationSize) : params.validationSize;
-    const prepared = await this.prepare({ ...params, validationSize }, model, datasetName);
+    const prepared = await this.prepare({ ...params, validationSize }, model, datasetName, options);
     const rewindIteration = from ? Number(from.run.hparams.rewindIteration ?? 0) : params.rewindIteration;
     const prunable = prepared.specs.filter((s) => s.prunable).map((s) => s.name);
     if (params.retrain && rewindIteration >= prepared.schedule.iterations) {
@@ -343,6 +346,19 @@ export class LabService implements LabApi {
       };
     }
     return { ...store.info(), latestSchemaVersion: SCHEMA_VERSION };
+  }
+
+  async doctor(request: z.input<typeof DoctorRequest>): Promise<DoctorReport> {
+    const params = parseRequest(DoctorRequest, request);
+    const providers = await probeBackends();
+    let chosen: BackendInfo | null = null;
+    let error: string | null = null;
+    try {
+      chosen = await selectBackend(params.backend);
+    } catch (e) {
+      error = e instanceof Error ? e.message : String(e);
+    }
+    return { chosen, error, providers, versions: softwareVersions(chosen?.versions ?? {}) };
   }
 }
 

@@ -1,0 +1,2 @@
+// Ticket Lab's WebAssembly kernels: the entry point scripts/build-wasm.mjs compiles.
+export { adamUpdate, sgdUpdate } from './optimizers';

@@ -1,0 +1,51 @@
+// Ticket Lab's own WebAssembly kernels (AssemblyScript in ./assembly, SIMD), instantiated on the
+// TF.js WASM backend's own memory: they read and write tensors where TF.js keeps them, no copies.
+import type { TensorInfo } from '@tensorflow/tfjs';
+import { KERNELS_WASM_BASE64 } from './kernels-binary.generated';
+
+/** The exports of assembly/index.ts; pointers are byte offsets into the TF.js heap, 0 = absent. */
+export interface WasmKernelExports {
+  adamUpdate(w: number, g: number, m: number, v: number, mask: number, n: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, stepSize: number, invSqrtBc2: number, eps: number, weightDecay: number): void;
+  sgdUpdate(w: number, g: number, buf: number, mask: number, n: number, lr: number, momentum: number, weightDecay: number): void;
+}
+
+// The WebAssembly JS API, declared here: core compiles without the DOM library that types it.
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+}
+interface WasmApi {
+  Memory: new (descriptor: { initial: number }) => WasmMemory;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
+}
+const WebAssemblyApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+/** The parts of TF.js's BackendWasm these kernels use (not in its public typings). */
+export interface BackendWasmInternals {
+  wasm: { asm?: { memory?: WasmMemory }; wasmMemory?: WasmMemory; HEAPU8: Uint8Array };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: string): TensorInfo;
+}
+
+let compiled: object | undefined;
+const instances = new WeakMap<object, WasmKernelExports>();
+
+/** The kernels bound to this backend's heap (instantiated once per backend instance). */
+export function wasmKernels(backend: BackendWasmInternals): WasmKernelExports {
+  let instance = instances.get(backend);
+  if (!instance) {
+    const memory = backend.wasm.asm?.memory ?? backend.wasm.wasmMemory;
+    if (!(memory instanceof WebAssemblyApi.Memory)) throw new Error('the TF.js WASM backend does not expose its memory; Ticket Lab\'s WASM kernels need it');
+    compiled ??= new WebAssemblyApi.Module(Buffer.from(KERNELS_WASM_BASE64, 'base64'));
+    instance = new WebAssemblyApi.Instance(compiled, { env: { memory } }).exports as unknown as WasmKernelExports;
+    instances.set(backend, instance);
+  }
+  return instance;
+}
+
+/** Byte offset of a tensor's data on the heap. */
+export function heapOffset(backend: BackendWasmInternals, tensor: TensorInfo): number {
+  const data = backend.dataIdMap.get(tensor.dataId);
+  if (!data) throw new Error('tensor is not on the WASM backend');
+  return data.memoryOffset;
+}
