@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import { BackendUnavailableError } from '../api/errors';
 import { BackendChoice as BackendChoiceSchema } from '../api/schemas';
+import './kernels/register-all';
 import { type GpuAdapterInfo, adapterLabel, loadTfWebGpuBackend, probeWebGpu } from './webgpu';
 
 export const BACKEND_CHOICES = BackendChoiceSchema.options;
