@@ -1,13 +1,15 @@
-// The masked training loop: a plain loop over iterations; evaluation, checkpoints and progress are
-// callbacks and records, as in open_lth's training/train.py.
-import * as tf from '@tensorflow/tfjs';
-import { TrainingDivergedError, throwIfAborted } from '../api/errors';
-import { BatchOrder, type ImageSplit, type LoadedDataset, fillBatch } from '../data/datasets';
+// Masked training of one network: a plain loop over iterations; evaluation, checkpoints and progress
+// are callbacks and records, as in open_lth's training/train.py. The loop itself lives in
+// train-stack.ts (many tickets at once, the step engine) and train-autodiff.ts (TF.js autodiff).
+import type { LoadedDataset } from '../data/datasets';
 import type { Architecture, ParamSpec } from '../models/architectures';
-import { MaskedNetwork } from '../models/network';
 import type { WeightSet } from '../models/weights';
 import type { MaskSet } from '../pruning/mask';
-import { type OptimizerConfig, createOptimizer } from './optimizers';
+import type { OptimizerConfig } from './optimizers';
+import { trainStack, trainsStacked } from './train-stack';
+import { trainWithAutodiff } from './train-autodiff';
+
+export { evaluate, evaluateWeights } from './train-autodiff';
 
 export interface TrainSchedule {
   /** The end step T: training runs from `startIteration` to T. */
@@ -68,151 +70,9 @@ export interface TrainResult {
   trainSeconds: number;
 }
 
-const LOSS_SAMPLE_EVERY = 10;
-/** Give the event loop a turn (Ctrl-C, progress rendering) this often. */
-const YIELD_EVERY = 10;
-
+/** Trains one network: on the step engine where it runs (a stack of one), else with autodiff. */
 export async function trainMasked(input: TrainInput): Promise<TrainResult> {
-  const { arch, specs, dataset, schedule, signal } = input;
-  const start = input.startIteration ?? 0;
-  const end = schedule.iterations;
-  if (start > end) throw new Error(`start iteration ${start} is past the end ${end}`);
-
-  const net = new MaskedNetwork(arch, specs, input.weights, input.masks);
-  const optimizer = createOptimizer(schedule.optimizer, net);
-  const order = new BatchOrder(dataset.train.count, schedule.batchSize, input.dataSeed);
-  const [h, w, c] = dataset.imageShape;
-  const xBuffer = new Float32Array(schedule.batchSize * h * w * c);
-  const yBuffer = new Int32Array(schedule.batchSize);
-  const variables = net.variables;
-
-  const curve: CurvePoint[] = [];
-  let best: { iteration: number; validation: EvalResult; weights: WeightSet } | undefined;
-  let checkpoint: WeightSet | undefined;
-  let lossSum = 0;
-  let lossCount = 0;
-  let lastLoss: number | null = null;
-  let lastValAccuracy: number | null = null;
-  const began = performance.now();
-
-  const record = async (iteration: number): Promise<void> => {
-    const validation = await evaluate(net, dataset.validation, dataset);
-    curve.push({ iteration, trainLoss: lossCount > 0 ? lossSum / lossCount : null, valLoss: validation.loss, valAccuracy: validation.accuracy });
-    lossSum = 0;
-    lossCount = 0;
-    lastValAccuracy = validation.accuracy;
-    if (!best || validation.loss < best.validation.loss) best = { iteration, validation, weights: await net.readWeights() };
-  };
-
-  try {
-    if (input.checkpointAt === start) checkpoint = await net.readWeights();
-    await record(start);
-    for (let iteration = start; iteration < end; iteration++) {
-      throwIfAborted(signal);
-      fillBatch(dataset.train, order.rowsAt(iteration), dataset.normalization, xBuffer, yBuffer);
-      const sampleLoss = (iteration - start) % LOSS_SAMPLE_EVERY === 0;
-      const loss = tf.tidy(() => {
-        const x = tf.tensor4d(xBuffer, [schedule.batchSize, h, w, c]);
-        const y = tf.oneHot(tf.tensor1d(yBuffer, 'int32'), dataset.numClasses);
-        const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, net.forward(x)) as tf.Scalar, variables);
-        optimizer.step(byParamName(net, grads));
-        return sampleLoss ? tf.keep(value) : undefined;
-      });
-      if (loss) {
-        const value = (await loss.data())[0]!;
-        loss.dispose();
-        if (!Number.isFinite(value)) {
-          throw new TrainingDivergedError(`Training diverged at iteration ${iteration + 1} (loss ${value}). Lower the learning rate (--lr).`);
-        }
-        lossSum += value;
-        lossCount += 1;
-        lastLoss = value;
-      }
-      const done = iteration + 1;
-      if (done === input.checkpointAt) checkpoint = await net.readWeights();
-      if (done % schedule.evalEvery === 0 || done === end) await record(done);
-      if (done % YIELD_EVERY === 0 || done === end) {
-        input.onProgress?.({ iteration: done, endIteration: end, startIteration: start, loss: lastLoss, valAccuracy: lastValAccuracy });
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    }
-
-    const finalWeights = await net.readWeights();
-    const finalValidation = curve[curve.length - 1]!;
-    const finalTest = await evaluate(net, dataset.test, dataset);
-    const earlyStop = best!;
-    let earlyTest = finalTest;
-    if (earlyStop.iteration !== end) {
-      net.assignWeights(earlyStop.weights);
-      earlyTest = await evaluate(net, dataset.test, dataset);
-    }
-    return {
-      finalWeights,
-      ...(checkpoint ? { checkpoint } : {}),
-      earlyStop: { iteration: earlyStop.iteration, validation: earlyStop.validation, test: earlyTest },
-      final: { iteration: end, validation: { loss: finalValidation.valLoss, accuracy: finalValidation.valAccuracy }, test: finalTest },
-      curve,
-      steps: end - start,
-      trainSeconds: (performance.now() - began) / 1000,
-    };
-  } finally {
-    optimizer.dispose();
-    net.dispose();
-  }
-}
-
-/** tf.variableGrads keys gradients by the engine's variable names; the optimiser wants parameter names. */
-function byParamName(net: MaskedNetwork, grads: tf.NamedTensorMap): Record<string, tf.Tensor> {
-  const out: Record<string, tf.Tensor> = {};
-  for (const [name, v] of net.params) {
-    const g = grads[v.name];
-    if (g) out[name] = g;
-  }
-  return out;
-}
-
-const EVAL_CHUNK = 1000;
-
-/** Mean cross-entropy and accuracy over a split, in chunks so memory stays bounded. */
-export async function evaluate(net: MaskedNetwork, split: ImageSplit, dataset: LoadedDataset): Promise<EvalResult> {
-  if (split.count === 0) return { loss: Number.NaN, accuracy: Number.NaN };
-  const [h, w, c] = dataset.imageShape;
-  let lossSum = 0;
-  let correct = 0;
-  const x = new Float32Array(Math.min(EVAL_CHUNK, split.count) * h * w * c);
-  const y = new Int32Array(Math.min(EVAL_CHUNK, split.count));
-  for (let start = 0; start < split.count; start += EVAL_CHUNK) {
-    const n = Math.min(EVAL_CHUNK, split.count - start);
-    const rows = Array.from({ length: n }, (_, i) => start + i);
-    fillBatch(split, rows, dataset.normalization, x, y);
-    const stats = tf.tidy(() => {
-      const logits = net.forward(tf.tensor4d(x.subarray(0, n * h * w * c), [n, h, w, c]));
-      const labels = tf.tensor1d(y.subarray(0, n), 'int32');
-      const logProbs = tf.logSoftmax(logits);
-      const picked = tf.sum(tf.mul(logProbs, tf.oneHot(labels, dataset.numClasses)));
-      const hits = tf.sum(tf.cast(tf.equal(tf.argMax(logits, 1), labels), 'float32'));
-      return tf.stack([tf.neg(picked), hits]);
-    });
-    const [l, k] = await stats.data();
-    stats.dispose();
-    lossSum += l!;
-    correct += k!;
-  }
-  return { loss: lossSum / split.count, accuracy: correct / split.count };
-}
-
-/** Validation and test metrics of given weights under given masks, without training. */
-export async function evaluateWeights(
-  arch: Architecture,
-  specs: readonly ParamSpec[],
-  dataset: LoadedDataset,
-  weights: WeightSet,
-  masks: MaskSet,
-): Promise<{ validation: EvalResult; test: EvalResult }> {
-  const net = new MaskedNetwork(arch, specs, weights, masks);
-  try {
-    return { validation: await evaluate(net, dataset.validation, dataset), test: await evaluate(net, dataset.test, dataset) };
-  } finally {
-    net.dispose();
-  }
+  if (!trainsStacked(input.arch, input.specs)) return trainWithAutodiff(input);
+  const [result] = await trainStack({ ...input, members: [{ weights: input.weights, masks: input.masks, dataSeed: input.dataSeed }] });
+  return result!;
 }

@@ -67,6 +67,17 @@ function adamAttrs(step: AdamStep): AdamAttrs {
   };
 }
 
+/** Runs the fused kernel of the current backend in place; for callers that know it has one. */
+export function runAdamKernel(inputs: { w: tf.Tensor; g: tf.Tensor; m: tf.Tensor; v: tf.Tensor; mask?: tf.Tensor | undefined }, step: AdamStep): void {
+  const { mask, ...rest } = inputs;
+  runInPlace(ADAM_KERNEL, { ...rest, ...(mask ? { mask } : {}) }, adamAttrs(step));
+}
+
+export function runSgdKernel(inputs: { w: tf.Tensor; g: tf.Tensor; buffer?: tf.Tensor | undefined; mask?: tf.Tensor | undefined }, step: SgdStep): void {
+  const { mask, buffer, ...rest } = inputs;
+  runInPlace(SGD_KERNEL, { ...rest, ...(buffer ? { buffer } : {}), ...(mask ? { mask } : {}) }, { lr: step.learningRate, momentum: step.momentum, weightDecay: step.weightDecay });
+}
+
 /** Updates w, m and v in place from the gradient g. */
 export function adamUpdate(slot: AdamSlot, g: tf.Tensor, step: AdamStep): void {
   const inputs: tf.NamedTensorMap = { w: slot.w, g, m: slot.m, v: slot.v, ...(slot.mask ? { mask: slot.mask } : {}) };

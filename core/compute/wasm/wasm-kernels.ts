@@ -7,6 +7,10 @@ import { KERNELS_WASM_BASE64 } from './kernels-binary.generated';
 export interface WasmKernelExports {
   adamUpdate(w: number, g: number, m: number, v: number, mask: number, n: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, stepSize: number, invSqrtBc2: number, eps: number, weightDecay: number): void;
   sgdUpdate(w: number, g: number, buf: number, mask: number, n: number, lr: number, momentum: number, weightDecay: number): void;
+  /** C = A·B (+ bias, relu) with B contiguous along n; strides in floats, pointers in bytes. */
+  gemmRowsN(batch: number, m: number, n: number, k: number, a: number, aBatch: number, aRow: number, aCol: number, b: number, bBatch: number, bRow: number, c: number, cBatch: number, cRow: number, bias: number, biasBatch: number, relu: number): void;
+  /** C = A·B with A(m, k) = a[m·aRow + k] and B(k, n) = b[n·bCol + k]: dot products along k. */
+  gemmDotK(batch: number, m: number, n: number, k: number, a: number, aBatch: number, aRow: number, b: number, bBatch: number, bCol: number, c: number, cBatch: number, cRow: number): void;
 }
 
 // The WebAssembly JS API, declared here: core compiles without the DOM library that types it.

@@ -1,2 +1,3 @@
 // Ticket Lab's WebAssembly kernels: the entry point scripts/build-wasm.mjs compiles.
 export { adamUpdate, sgdUpdate } from './optimizers';
+export { gemmDotK, gemmRowsN } from './gemm';
