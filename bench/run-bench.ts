@@ -4,6 +4,9 @@
 //   node dist/bench/run-bench.js --quick    fewer steps and repetitions (under a minute or so)
 //   node dist/bench/run-bench.js --json     the same numbers as one JSON document on stdout
 //   --torch-threads N                       PyTorch's thread count (default 1, like TF.js wasm in Node)
+//   --sections a,b                          only these: stack, throughput, imp, masks, store (default all)
+//   --backends webgpu,wasm --stacks 1,64,256 --torch-device cuda|cpu|none
+//                                           the stacked-training section: backends, stack sizes K, PyTorch's device
 //
 // Numbers move with whatever else the machine is doing; the header prints the load average so a
 // reader can tell a slow machine from a busy one.
@@ -18,10 +21,13 @@ import { measureStore, storeTable } from './store-timing';
 import { type Table, fixed, renderTable } from './text-table';
 import { type StepPlan, measureThroughput, throughputTable } from './training-throughput';
 import { type TorchPlan, measureTorch, torchTable } from './torch-reference';
+import { type StackPlan, measureStacks, stackTable } from './stack-throughput';
+import type { BackendProvider } from '../core/compute/backend';
 
 const SEED = 0;
 
 interface BenchPlan {
+  stack: { warmup: number; steps: number };
   backends: { 'tfjs-node': StepPlan; wasm: StepPlan; cpu: StepPlan };
   torch: Omit<TorchPlan, 'threads'>;
   imp: ImpTimingPlan;
@@ -31,6 +37,7 @@ interface BenchPlan {
 
 const PLANS: Record<'full' | 'quick', BenchPlan> = {
   full: {
+    stack: { warmup: 30, steps: 500 },
     // The pure-JS cpu backend does about 4 steps/s: 30 timed steps are enough to see it.
     backends: { 'tfjs-node': { warmup: 20, steps: 200 }, wasm: { warmup: 20, steps: 200 }, cpu: { warmup: 10, steps: 30 } },
     torch: { warmup: 50, steps: 1000 },
@@ -39,6 +46,7 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
     storeRepetitions: 9,
   },
   quick: {
+    stack: { warmup: 20, steps: 100 },
     backends: { 'tfjs-node': { warmup: 10, steps: 50 }, wasm: { warmup: 10, steps: 50 }, cpu: { warmup: 10, steps: 10 } },
     torch: { warmup: 20, steps: 200 },
     imp: { levels: 1, iterations: 100, evalEvery: 100 },
@@ -47,21 +55,45 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
   },
 };
 
+const SECTIONS = ['stack', 'throughput', 'imp', 'masks', 'store'] as const;
+type Section = (typeof SECTIONS)[number];
+
 interface Options {
   json: boolean;
   quick: boolean;
   torchThreads: number;
+  sections: Section[];
+  backends: BackendProvider[];
+  stacks: number[];
+  torchDevice: string | null;
 }
 
-const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N]';
+const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,throughput,imp,masks,store] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
+
+function list(value: string | undefined, flag: string): string[] {
+  if (!value) throw new UsageError(`${flag} needs a value (${USAGE})`);
+  return value.split(',').filter(Boolean);
+}
 
 function parseArgs(argv: readonly string[]): Options {
-  const options: Options = { json: false, quick: false, torchThreads: 1 };
+  const options: Options = { json: false, quick: false, torchThreads: 1, sections: [...SECTIONS], backends: ['wasm', 'cpu'], stacks: [1, 2, 4], torchDevice: 'cpu' };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--json') options.json = true;
     else if (arg === '--quick') options.quick = true;
-    else if (arg === '--torch-threads') {
+    else if (arg === '--sections') {
+      const sections = list(argv[++i], arg);
+      const unknown = sections.find((x) => !(SECTIONS as readonly string[]).includes(x));
+      if (unknown) throw new UsageError(`unknown section ${unknown} (${USAGE})`);
+      options.sections = sections as Section[];
+    } else if (arg === '--backends') options.backends = list(argv[++i], arg) as BackendProvider[];
+    else if (arg === '--stacks') {
+      options.stacks = list(argv[++i], arg).map(Number);
+      if (options.stacks.some((k) => !Number.isInteger(k) || k < 1)) throw new UsageError(`--stacks takes whole numbers of at least 1 (${USAGE})`);
+    } else if (arg === '--torch-device') {
+      const device = argv[++i];
+      options.torchDevice = device === 'none' ? null : (device ?? null);
+    } else if (arg === '--torch-threads') {
       const n = Number(argv[++i]);
       if (!Number.isInteger(n) || n < 1) throw new UsageError(`--torch-threads needs a whole number of at least 1 (${USAGE})`);
       options.torchThreads = n;
@@ -115,30 +147,43 @@ async function main(): Promise<void> {
   const machine = machineInfo(mode);
   if (!options.json) process.stdout.write(`${header(machine)}\n`);
 
+  const wants = (section: Section) => options.sections.includes(section);
   // Sections 1 and 2 train on the training split only; an empty validation split keeps
   // trainMasked's start-of-run evaluation out of the way (it is never inside the timed window).
   log('loading MNIST');
   const trainOnly = loadDataset('mnist', { validationSize: 0 });
   const ticket = await lenetTicket(trainOnly, SEED, 0.5);
-  const throughput = await measureThroughput(trainOnly, ticket, plan.backends, log);
-  const torch = measureTorch(trainOnly, { ...plan.torch, threads: options.torchThreads }, log);
-  show(throughputTable(throughput, torch));
-  show(torchTable(torch));
+
+  let stacks;
+  if (wants('stack')) {
+    const stackPlan: StackPlan = { ...plan.stack, backends: options.backends, stacks: options.stacks, torchDevice: options.torchDevice, torchThreads: options.torchThreads };
+    stacks = await measureStacks(trainOnly, stackPlan, log);
+    show(stackTable(stacks));
+  }
+
+  let throughput;
+  let torch;
+  if (wants('throughput')) {
+    throughput = await measureThroughput(trainOnly, ticket, plan.backends, log);
+    torch = measureTorch(trainOnly, { ...plan.torch, threads: options.torchThreads }, log);
+    show(throughputTable(throughput, torch));
+    show(torchTable(torch));
+  }
 
   // Section 3 runs as a search would: the LTH split with 5,000 validation images.
-  const imp = await measureImp(loadDataset('mnist'), plan.imp, SEED, log);
-  show(impTable(imp));
+  const imp = wants('imp') ? await measureImp(loadDataset('mnist'), plan.imp, SEED, log) : undefined;
+  if (imp) show(impTable(imp));
 
-  const masks = await measureMaskStorage(plan.maskRepetitions, SEED, log);
-  show(maskStorageTable(masks, plan.maskRepetitions));
+  const masks = wants('masks') ? await measureMaskStorage(plan.maskRepetitions, SEED, log) : undefined;
+  if (masks) show(maskStorageTable(masks, plan.maskRepetitions));
 
-  const store = measureStore(trainOnly, ticket, plan.storeRepetitions, SEED, log);
-  show(storeTable(store));
+  const store = wants('store') ? measureStore(trainOnly, ticket, plan.storeRepetitions, SEED, log) : undefined;
+  if (store) show(storeTable(store));
 
   const totalSeconds = seconds(began);
   if (options.json) {
     // JSON has no NaN or Infinity: JSON.stringify writes them as null (a ratio with no bound, say).
-    process.stdout.write(`${JSON.stringify({ machine, plan, totalSeconds, training: throughput, torch, imp, masks, store }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, training: throughput, torch, imp, masks, store }, null, 2)}\n`);
   } else {
     process.stdout.write(`\nTotal ${fixed(totalSeconds, 1)} s.\n`);
   }

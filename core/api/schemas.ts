@@ -49,6 +49,8 @@ export const SearchImpRequest = z
     control: z.enum(['reinit', 'random-mask']).optional(),
     /** Levels that also train the control; default: every pruned level. */
     controlLevels: z.array(PositiveInt).max(100).optional(),
+    /** Several seeds searched together (one run each, trained as one stack); replaces `seed`. */
+    seeds: z.array(NonNegativeInt.max(2 ** 31 - 1)).min(1).max(256).optional(),
     ...TrainingOptions,
   })
   .strict()
@@ -215,6 +217,8 @@ export interface SearchSummary {
   backend: string;
   backendInfo: BackendReport;
   tickets: TicketSummary[];
+  /** A search of several seeds: one run each, the first also above. */
+  seedRuns?: Array<{ runId: string; seed: number; status: RunReport['status']; tickets: TicketSummary[] }>;
 }
 
 export interface MaskOverlap {

@@ -65,7 +65,11 @@ function printSearch(ctx: CommandContext, summary: SearchSummary): void {
     ctx.out(JSON.stringify(summary, null, 2));
     return;
   }
-  ctx.out(`run ${summary.runId} (${summary.status}) on ${summary.backend}\n`);
+  for (const run of summary.seedRuns?.slice(1) ?? []) {
+    ctx.out(`run ${run.runId} (seed ${run.seed}, ${run.status}) on ${summary.backend}\n`);
+    ctx.out(`${searchTable({ ...summary, ...run })}\n`);
+  }
+  ctx.out(`run ${summary.runId}${summary.seedRuns ? ` (seed ${summary.seedRuns[0]!.seed}, ${summary.status})` : ` (${summary.status})`} on ${summary.backend}\n`);
   ctx.out(searchTable(summary));
   const tickets = summary.tickets.filter((t) => t.role === 'ticket');
   const last = tickets[tickets.length - 1];
@@ -107,6 +111,7 @@ export const COMMANDS: CommandDef[] = [
       { flag: 'scope', kind: 'string', help: 'layer (LTH paper, default) | global (open_lth)' },
       { flag: 'control', kind: 'string', help: 'also train a control: reinit (same mask, new weights) | random-mask (same per-layer sparsity)' },
       { flag: 'control-levels', kind: 'int-list', help: 'levels that train the control, e.g. 3,6,9 (default: all)' },
+      { flag: 'seeds', kind: 'int-list', help: 'several seeds searched together, one run each, trained as one stack (e.g. 0,1,2); replaces --seed' },
       ...TRAINING_OPTIONS,
     ],
     async run(ctx, request) {

@@ -7,7 +7,8 @@ import { Rng } from '../compute/rng';
 import type { LoadedDataset } from '../data/datasets';
 import type { Architecture, ParamSpec } from '../models/architectures';
 import { type WeightSet, initWeights } from '../models/weights';
-import { type TrainResult, type TrainSchedule, trainMasked } from '../train/train';
+import type { TrainResult, TrainSchedule } from '../train/train';
+import { type StackMember, trainStack } from '../train/train-stack';
 import { globalRateBudget, layerRateBudget, matchingBudget } from './budget';
 import { type MaskSet, onesMask } from './mask';
 import { magnitudeStrategy } from './magnitude';
@@ -43,6 +44,8 @@ export interface ImpProgress {
 }
 
 export interface ImpOutcome {
+  /** Which chain (seed) of a multi-seed search; 0 for a single one. */
+  chain: number;
   level: number;
   /** null for the ticket itself; a control is trained beside the ticket of its level. */
   control: ControlKind | null;
@@ -54,12 +57,11 @@ export interface ImpOutcome {
   rewindWeights?: WeightSet;
 }
 
-/** Where an interrupted run left off: the last finished ticket level. */
-export interface ImpResumePoint {
-  level: number;
-  masks: MaskSet;
-  finalWeights: WeightSet;
-  rewindWeights: WeightSet;
+/** One lineage of a search: its own seed (data order, controls, tie-breaks) and initialisation. */
+export interface ImpChain {
+  seed: number;
+  /** θ0, drawn by the caller from the seed so it can be stored before training starts. */
+  initialWeights: WeightSet;
 }
 
 export interface ImpInput {
@@ -67,9 +69,13 @@ export interface ImpInput {
   specs: readonly ParamSpec[];
   dataset: LoadedDataset;
   plan: ImpPlan;
-  /** θ0, drawn by the caller from the run's seed so it can be stored before training starts. */
-  initialWeights: WeightSet;
-  resume?: ImpResumePoint;
+  /** θ0 of the single chain seeded by plan.seed; ignored when `chains` is given. */
+  initialWeights?: WeightSet;
+  /**
+   * Several seeds searched at once: level by level, every chain's ticket (and control) train
+   * together as one stack, and each chain prunes from its own trained weights.
+   */
+  chains?: ImpChain[];
   signal?: AbortSignal | undefined;
   onProgress?: ((p: ImpProgress) => void) | undefined;
   onOutcome(outcome: ImpOutcome): void | Promise<void>;
@@ -79,69 +85,76 @@ export function denseMasks(specs: readonly ParamSpec[]): MaskSet {
   return specs.filter((s) => s.prunable).map((s) => onesMask(s.name, s.shape));
 }
 
+interface ChainState {
+  seed: number;
+  masks: MaskSet;
+  trained: WeightSet;
+  rewind: WeightSet;
+}
+
 export async function runImp(input: ImpInput): Promise<void> {
   const { arch, specs, dataset, plan, signal } = input;
   const k = plan.rewindIteration;
-  const train = (level: number, control: ControlKind | null, weights: WeightSet, masks: MaskSet, startIteration: number, checkpointAt?: number) =>
-    trainMasked({
+  const chains = input.chains ?? [{ seed: plan.seed, initialWeights: input.initialWeights! }];
+  /** Trains the members together (one stack: tickets and their controls share every step). */
+  const trainTogether = (level: number, control: ControlKind | null, members: StackMember[], startIteration: number, checkpointAt?: number) =>
+    trainStack({
       arch,
       specs,
       dataset,
-      weights,
-      masks,
+      members,
       schedule: plan.schedule,
-      dataSeed: plan.seed,
       startIteration,
       ...(checkpointAt !== undefined ? { checkpointAt } : {}),
       signal,
       onProgress: (p) => input.onProgress?.({ level, levels: plan.levels, control, ...p }),
     });
 
-  let masks: MaskSet;
-  let trained: WeightSet;
-  let rewind: WeightSet;
-  let firstLevel: number;
-  if (input.resume) {
-    ({ masks, finalWeights: trained, rewindWeights: rewind } = input.resume);
-    firstLevel = input.resume.level + 1;
-  } else {
-    // Level 0: the dense network, trained from θ0; θk is snapshotted on the way.
-    masks = denseMasks(specs);
-    const result = await train(0, null, input.initialWeights, masks, 0, k > 0 ? k : undefined);
-    rewind = k > 0 ? result.checkpoint! : input.initialWeights;
-    await input.onOutcome({ level: 0, control: null, masks, startWeights: input.initialWeights, result, rewindWeights: rewind });
-    trained = result.finalWeights;
-    firstLevel = 1;
+  // Level 0: the dense networks, trained from θ0; θk is snapshotted on the way.
+  const dense = denseMasks(specs);
+  const denseResults = await trainTogether(0, null, chains.map((c) => ({ weights: c.initialWeights, masks: dense, dataSeed: c.seed })), 0, k > 0 ? k : undefined);
+  const states: ChainState[] = [];
+  for (const [i, chain] of chains.entries()) {
+    const result = denseResults[i]!;
+    const rewind = k > 0 ? result.checkpoint! : chain.initialWeights;
+    await input.onOutcome({ chain: i, level: 0, control: null, masks: dense, startWeights: chain.initialWeights, result, rewindWeights: rewind });
+    states.push({ seed: chain.seed, masks: dense, trained: result.finalWeights, rewind });
   }
 
-  for (let level = firstLevel; level <= plan.levels; level++) {
+  for (let level = 1; level <= plan.levels; level++) {
     throwIfAborted(signal);
-    const budget = plan.scope === 'layer' ? layerRateBudget(masks, plan.rates) : globalRateBudget(masks, plan.globalRate, plan.globalTensors);
-    masks = await magnitudeStrategy.prune({ weights: trained, masks, budget, params: {}, seed: plan.seed }, signal);
-    // Rewind: θk under the new mask, a fresh optimiser, the step counter and data order at k.
-    const result = await train(level, null, rewind, masks, k);
-    await input.onOutcome({ level, control: null, masks, startWeights: rewind, result });
-    trained = result.finalWeights;
-
-    if (plan.control && plan.controlLevels.includes(level)) {
-      await input.onOutcome(await runControl(plan.control, level, masks, rewind, (w, m) => train(level, plan.control, w, m, k), specs, plan.seed));
+    const withControl = plan.control !== null && plan.controlLevels.includes(level);
+    const members: StackMember[] = [];
+    const controls: Array<{ weights: WeightSet; masks: MaskSet } | undefined> = [];
+    for (const state of states) {
+      const budget = plan.scope === 'layer' ? layerRateBudget(state.masks, plan.rates) : globalRateBudget(state.masks, plan.globalRate, plan.globalTensors);
+      state.masks = await magnitudeStrategy.prune({ weights: state.trained, masks: state.masks, budget, params: {}, seed: state.seed }, signal);
+      // Rewind: θk under the new mask, a fresh optimiser, the step counter and data order at k.
+      members.push({ weights: state.rewind, masks: state.masks, dataSeed: state.seed });
+      const control = withControl ? await controlStart(plan.control!, level, state.masks, state.rewind, specs, state.seed) : undefined;
+      if (control) members.push({ ...control, dataSeed: state.seed });
+      controls.push(control);
+    }
+    const results = await trainTogether(level, withControl ? plan.control : null, members, k);
+    let at = 0;
+    for (const [i, state] of states.entries()) {
+      const result = results[at++]!;
+      await input.onOutcome({ chain: i, level, control: null, masks: state.masks, startWeights: state.rewind, result });
+      state.trained = result.finalWeights;
+      const control = controls[i];
+      if (control) await input.onOutcome({ chain: i, level, control: plan.control, masks: control.masks, startWeights: control.weights, result: results[at++]! });
     }
   }
 }
 
-type TrainFromRewindPoint = (weights: WeightSet, masks: MaskSet) => Promise<TrainResult>;
-
 /**
- * The LTH paper's controls, trained on the same schedule as the ticket of their level:
- * 're-init' keeps the mask and draws new weights; 'random-mask' keeps θk and per-layer counts but
- * places the kept weights at random.
+ * Where the LTH paper's controls start, trained on the same schedule and data as the ticket of
+ * their level: 'reinit' keeps the mask and draws new weights; 'random-mask' keeps θk and the
+ * per-layer counts but places the kept weights at random.
  */
-async function runControl(control: ControlKind, level: number, ticketMasks: MaskSet, rewind: WeightSet, train: TrainFromRewindPoint, specs: readonly ParamSpec[], seed: number): Promise<ImpOutcome> {
-  if (control === 'reinit') {
-    const weights = initWeights(specs, seed, `reinit-control-${level}`);
-    return { level, control, masks: ticketMasks, startWeights: weights, result: await train(weights, ticketMasks) };
-  }
+async function controlStart(control: ControlKind, level: number, ticketMasks: MaskSet, rewind: WeightSet, specs: readonly ParamSpec[], seed: number): Promise<{ weights: WeightSet; masks: MaskSet }> {
+  if (control === 'reinit') return { weights: initWeights(specs, seed, `reinit-control-${level}`), masks: ticketMasks };
   const maskSeed = Rng.stream(seed, 'random-mask-control', level).nextU32();
   const masks = await randomStrategy.prune({ weights: rewind, masks: denseMasks(specs), budget: matchingBudget(ticketMasks), params: {}, seed: maskSeed });
-  return { level, control, masks, startWeights: rewind, result: await train(rewind, masks) };
+  return { weights: rewind, masks };
 }

@@ -136,27 +136,29 @@ export class LabService implements LabApi {
   }
 
   /**
-   * Runs a search body with the run's bookkeeping: cancelled and failed runs are marked as such,
-   * finished levels stay, and the caller gets the error.
+   * Runs a search body with its runs' bookkeeping: cancelled and failed runs are marked as such,
+   * finished levels stay, and the caller gets the error. Several runs: the seeds of one search.
    */
-  private async runSearch(store: LabStore, runId: string, body: () => Promise<void>): Promise<SearchSummary> {
+  private async runSearch(store: LabStore, runIds: readonly string[], body: () => Promise<void>): Promise<SearchSummary> {
     try {
       await body();
     } catch (error) {
       if (error instanceof CancelledError) {
-        store.finishRun(runId, 'cancelled', 'cancelled by the user');
-        const kept = store.listTickets({ runId }).length;
-        throw new CancelledError(`Cancelled at a safe point. Run ${runId} keeps its ${kept} finished ticket${kept === 1 ? '' : 's'} (\`ticket-lab tickets --run ${runId}\`).`);
+        for (const runId of runIds) store.finishRun(runId, 'cancelled', 'cancelled by the user');
+        const kept = runIds.reduce((n, runId) => n + store.listTickets({ runId }).length, 0);
+        const which = runIds.length === 1 ? `Run ${runIds[0]} keeps` : `Runs ${runIds.join(', ')} keep`;
+        throw new CancelledError(`Cancelled at a safe point. ${which} ${kept} finished ticket${kept === 1 ? '' : 's'} (\`ticket-lab tickets --run ${runIds[0]}\`).`);
       }
       try {
-        store.finishRun(runId, 'failed', error instanceof Error ? error.message : String(error));
+        for (const runId of runIds) store.finishRun(runId, 'failed', error instanceof Error ? error.message : String(error));
       } catch {
         // The database itself may be what failed (a full disk): the next start marks the run interrupted.
       }
       throw error;
     }
-    store.finishRun(runId, 'completed');
-    return this.summary(store, runId);
+    for (const runId of runIds) store.finishRun(runId, 'completed');
+    const [first, ...others] = runIds.map((runId) => this.summary(store, runId));
+    return others.length > 0 ? { ...first!, seedRuns: [first!, ...others].map(({ runId, status, tickets }) => ({ runId, status, seed: store.getRun(runId).seed, tickets })) } : first!;
   }
 
   private summary(store: LabStore, runId: string): SearchSummary {
@@ -175,33 +177,37 @@ export class LabService implements LabApi {
     const params = parseRequest(SearchImpRequest, request);
     const beyond = params.control ? params.controlLevels?.find((l) => l > params.levels) : undefined;
     if (beyond !== undefined) throw new InvalidRequestError(`controlLevels: level ${beyond} is beyond the ${params.levels} levels of this run.`);
+    const seeds = params.seeds ?? [params.seed];
+    if (new Set(seeds).size !== seeds.length) throw new InvalidRequestError(`seeds: ${seeds.join(',')} repeats a seed; each seed is its own run.`);
     const prepared = await this.prepare(params, params.model, params.dataset, options);
     const plan = impPlan(params, prepared, prepared.schedule);
-    const hparams = impHparams(plan, params.validationSize);
     const base = defaultSchedule(SearchImpRequest, { model: params.model, dataset: params.dataset }, prepared);
     const defaults = impHparams(impPlan(base.params, prepared, base.schedule), base.params.validationSize);
     const store = this.openStore(true)!;
-    const initial = initWeights(prepared.specs, plan.seed);
-    const runId = this.registerRun(store, 'imp', prepared, hparams, defaults, plan.seed, initial);
+    // One run per seed, each keyed as if searched alone; they train together, level by level.
+    const chains = seeds.map((seed) => ({ seed, initialWeights: initWeights(prepared.specs, seed) }));
+    const runIds = chains.map((chain) => this.registerRun(store, 'imp', prepared, impHparams({ ...plan, seed: chain.seed }, params.validationSize), defaults, chain.seed, chain.initialWeights));
 
     const T = plan.schedule.iterations;
     const k = plan.rewindIteration;
-    const pieces = [T, ...Array.from({ length: plan.levels }, (_, i) => (plan.control && plan.controlLevels.includes(i + 1) ? 2 : 1) * (T - k))];
-    const tracker = new ProgressTracker(runId, pieces.reduce((a, b) => a + b, 0), plan.levels, options.onProgress);
-    const ticketAt = new Map<number, string>();
+    // Controls and seeds train in one stack with the tickets of their level: a level is T − k steps either way.
+    const pieces = [T, ...Array.from({ length: plan.levels }, () => T - k)];
+    const tracker = new ProgressTracker(runIds[0]!, pieces.reduce((a, b) => a + b, 0), plan.levels, options.onProgress);
+    const ticketAt = chains.map(() => new Map<number, string>());
+    const stacked = (control: string | null) => `${seeds.length > 1 ? `${seeds.length} seeds` : 'ticket'}${control ? ` + ${control} control` : ''}`;
 
-    return this.runSearch(store, runId, () =>
+    return this.runSearch(store, runIds, () =>
       runImp({
         arch: prepared.arch,
         specs: prepared.specs,
         dataset: prepared.dataset,
         plan,
-        initialWeights: initial,
+        chains,
         signal: options.signal,
-        onProgress: (p) => tracker.update(p.level, p.control ?? 'ticket', p),
+        onProgress: (p) => tracker.update(p.level, stacked(p.control), p),
         onOutcome: (outcome) => {
-          const [id] = store.saveLevel(runId, [impTicket(outcome, ticketAt)], outcome.rewindWeights ? { rewindWeights: outcome.rewindWeights } : {});
-          if (outcome.control === null) ticketAt.set(outcome.level, id!);
+          const [id] = store.saveLevel(runIds[outcome.chain]!, [impTicket(outcome, ticketAt[outcome.chain]!)], outcome.rewindWeights ? { rewindWeights: outcome.rewindWeights } : {});
+          if (outcome.control === null) ticketAt[outcome.chain]!.set(outcome.level, id!);
           tracker.finishPiece();
         },
       }),
@@ -261,7 +267,7 @@ export class LabService implements LabApi {
     const tracker = new ProgressTracker(runId, Math.max(total, 1), 1, options.onProgress);
     let parentId: string | null = from?.ticket.id ?? null;
 
-    return this.runSearch(store, runId, () =>
+    return this.runSearch(store, [runId], () =>
       runOneShot({
         arch: prepared.arch,
         specs: prepared.specs,

@@ -18,6 +18,7 @@ interface WebGpuBackendInternals {
   submitQueue(): void;
   makeUniforms(uniforms: Array<{ type: 'float32' | 'int32' | 'uint32'; data: number[] }>): { buffer: unknown; offset: number; size: number };
   makeTensorInfo(shape: number[], dtype: string): TensorInfo;
+  disposeData(dataId: object): boolean;
 }
 interface GPUDeviceLike {
   createShaderModule(descriptor: { code: string }): unknown;
@@ -109,4 +110,12 @@ export function dispatchWgsl(backendObject: unknown, kernel: WgslKernel, binding
 /** A new, uninitialised float32 tensor on the WebGPU backend, for a kernel to fill. */
 export function makeWebGpuOutput(backendObject: unknown, shape: number[], dtype: 'float32' | 'int32' = 'float32'): TensorInfo {
   return (backendObject as WebGpuBackendInternals).makeTensorInfo(shape, dtype);
+}
+
+/**
+ * Releases a tensor made with makeWebGpuOutput that the kernel does not return (a scratch buffer).
+ * Safe right after the dispatches that use it: TF.js holds the buffer until its queued work is submitted.
+ */
+export function disposeWebGpuTensor(backendObject: unknown, tensor: TensorInfo): void {
+  (backendObject as WebGpuBackendInternals).disposeData(tensor.dataId);
 }

@@ -64,6 +64,7 @@ export function cpuStepKernels(): StepKernels {
     },
     flush() {},
     settle: () => Promise.resolve(),
+    assertHealthy() {},
     dispose() {},
   };
 }

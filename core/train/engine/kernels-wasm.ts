@@ -81,6 +81,7 @@ export function wasmStepKernels(): StepKernels {
     },
     flush() {},
     settle: () => Promise.resolve(),
+    assertHealthy() {},
     dispose() {},
   };
 }

@@ -8,6 +8,7 @@
 // queue.writeBuffer into persistent buffers, right after submitting what is queued: writeBuffer
 // takes effect at once in queue order, so nothing recorded earlier but not yet submitted may read them.
 import * as tf from '@tensorflow/tfjs';
+import { InternalError } from '../../api/errors';
 import type { AdamStep, SgdStep } from '../../compute/kernels/optimizer-kernels';
 import type { ImageSplit } from '../../data/datasets';
 import type { DeviceImages, GemmSpec, StepKernels } from './step-kernels';
@@ -28,6 +29,8 @@ interface GpuDevice {
   createBindGroup(d: object): unknown;
   createBuffer(d: { size: number; usage: number; mappedAtCreation?: boolean }): GpuBuffer;
   queue: { writeBuffer(buffer: GpuBuffer, offset: number, data: ArrayBufferView): void; onSubmittedWorkDone(): Promise<void> };
+  addEventListener(type: 'uncapturederror', listener: (event: { error?: { message?: string } }) => void): void;
+  removeEventListener(type: 'uncapturederror', listener: (event: { error?: { message?: string } }) => void): void;
 }
 interface Pass {
   setPipeline(p: unknown): void;
@@ -66,6 +69,16 @@ export function webgpuStepKernels(): StepKernels {
   const device = backend.device;
   const pipelines = new Map<string, { getBindGroupLayout(i: number): unknown }>();
   const owned: GpuBuffer[] = [];
+  // WebGPU reports invalid shaders and commands asynchronously and otherwise carries on, so a
+  // broken kernel would train on garbage without a word: collect the errors and fail on them.
+  const errors: string[] = [];
+  const onError = (event: { error?: { message?: string } }) => {
+    errors.push((event.error?.message ?? 'unknown WebGPU error').split('\n')[0]!);
+  };
+  device.addEventListener('uncapturederror', onError);
+  const assertHealthy = () => {
+    if (errors.length > 0) throw new InternalError(`The GPU reported an error, so this run's results cannot be trusted: ${errors[0]}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}.`);
+  };
 
   const pipeline = (key: string, code: () => string) => {
     let p = pipelines.get(key);
@@ -235,8 +248,11 @@ export function webgpuStepKernels(): StepKernels {
       const submitted = device.queue.onSubmittedWorkDone();
       await previousWork;
       previousWork = submitted;
+      assertHealthy();
     },
+    assertHealthy,
     dispose() {
+      device.removeEventListener('uncapturederror', onError);
       flush();
       for (const b of owned) b.destroy();
       owned.length = 0;

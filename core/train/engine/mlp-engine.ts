@@ -239,11 +239,13 @@ export class MlpStepEngine {
   async takeLosses(): Promise<Array<number | null>> {
     if (this.stepsSinceLoss === 0) return Array.from({ length: this.members }, () => null);
     this.kernels.flush();
-    const sums = (await this.lossSum.data()) as Float32Array;
     const steps = this.stepsSinceLoss;
+    // Copied before the sums are zeroed: the cpu backend hands out its own array.
+    const means = Array.from((await this.lossSum.data()) as Float32Array, (s) => s / steps);
+    this.kernels.assertHealthy();
     this.stepsSinceLoss = 0;
     this.zeroLoss();
-    return Array.from(sums, (s) => s / steps);
+    return means;
   }
 
   /** Loss and accuracy of every member on a split, with its current or its best weights. */
@@ -260,6 +262,7 @@ export class MlpStepEngine {
     }
     this.kernels.flush();
     const stats = (await this.evalStats.data()) as Float32Array;
+    this.kernels.assertHealthy();
     return Array.from({ length: K }, (_, p) => ({ loss: stats[2 * p]! / images.count, accuracy: stats[2 * p + 1]! / images.count }));
   }
 

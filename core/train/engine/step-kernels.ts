@@ -130,5 +130,7 @@ export interface StepKernels {
   flush(): void;
   /** Submits, and waits until the GPU is at most one such call behind, so the host never runs far ahead. */
   settle(): Promise<void>;
+  /** Throws if the device reported an error (an invalid shader, a lost device) since the kernels were made. */
+  assertHealthy(): void;
   dispose(): void;
 }

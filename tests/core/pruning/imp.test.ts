@@ -167,4 +167,35 @@ describe('IMP driver', () => {
     expect(keys[1]).toBe(keys[0]);
     expect(new Set([keys[0], keys[2], keys[3]]).size).toBe(3);
   });
+
+  it('searches several seeds together: one run each, each the run that seed gives searched alone', async () => {
+    const together = new LabService({ dbPath: join(temp(), 'seeds.db') });
+    const summary = await together.searchImp({ ...small, levels: 2, control: 'reinit', controlLevels: [2], seeds: [3, 4] });
+    const stacked = await together.listRuns({});
+    expect(summary.seedRuns!.map((r) => r.seed)).toEqual([3, 4]);
+    expect(stacked.map((r) => r.status)).toEqual(['completed', 'completed']);
+    const storeTogether = LabStore.open(join(temp(), 'seeds.db'), { create: false })!;
+    for (const run of summary.seedRuns!) {
+      const alone = new LabService({ dbPath: join(temp(), `seed-${run.seed}.db`) });
+      const single = await alone.searchImp({ ...small, levels: 2, control: 'reinit', controlLevels: [2], seed: run.seed });
+      alone.close();
+      // Same run key: a seed searched in company is the same experiment as that seed alone.
+      expect(stacked.find((r) => r.id === run.runId)!.runKey).toBe((await new LabService({ dbPath: join(temp(), `seed-${run.seed}.db`) }).listRuns({}))[0]!.runKey);
+      const storeAlone = LabStore.open(join(temp(), `seed-${run.seed}.db`), { create: false })!;
+      expect(run.tickets.map((t) => [t.level, t.role])).toEqual(single.tickets.map((t) => [t.level, t.role]));
+      run.tickets.forEach((t, i) => {
+        const u = single.tickets[i]!;
+        expect(t.testAccuracy).toBeCloseTo(u.testAccuracy!, 6);
+        expect(t.earlyStopIteration).toBe(u.earlyStopIteration);
+        const a = storeTogether.getMasks(t.id);
+        const b = storeAlone.getMasks(u.id);
+        a.forEach((m, j) => expect(Buffer.from(m.bits).equals(Buffer.from(b[j]!.bits))).toBe(true));
+      });
+      storeAlone.close();
+    }
+    storeTogether.close();
+    together.close();
+    // The two seeds are different lineages.
+    expect(summary.seedRuns![0]!.tickets[2]!.testAccuracy).not.toBe(summary.seedRuns![1]!.tickets[2]!.testAccuracy);
+  });
 });

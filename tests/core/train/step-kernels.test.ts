@@ -38,7 +38,12 @@ async function onBackend(backend: KernelBackend): Promise<StepKernels> {
 
 async function reference<T>(fn: () => T): Promise<T> {
   await tf.setBackend('cpu');
-  return tf.tidy(fn);
+  tf.engine().startScope();
+  try {
+    return fn();
+  } finally {
+    tf.engine().endScope();
+  }
 }
 
 type Layout = 'nn' | 'tn' | 'nt';

@@ -67,6 +67,8 @@ describe.each(KERNEL_BACKENDS)('the step engine on %s', (backend) => {
     const [engine] = await trainStack({ arch, specs, dataset, schedule: schedule(steps, optimizer), members: [{ weights, masks, dataSeed: 4 }] });
     const autodiff = await trainWithAutodiff({ arch, specs, dataset, schedule: schedule(steps, optimizer), weights, masks, dataSeed: 4 });
     expectPrunedZero(engine!, masks);
+    // The mean training loss of the steps since the previous point: a real loss, not 0 or NaN.
+    for (const point of engine!.curve.slice(1)) expect(point.trainLoss).toBeGreaterThan(0.05);
     expect(relativeDistance(engine!.finalWeights, autodiff.finalWeights)).toBeLessThan(1e-5);
     expect(engine!.curve.map((p) => p.iteration)).toEqual(autodiff.curve.map((p) => p.iteration));
     engine!.curve.forEach((p, i) => expect(p.valLoss).toBeCloseTo(autodiff.curve[i]!.valLoss, 4));
