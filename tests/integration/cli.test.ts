@@ -118,7 +118,7 @@ describe('ticket-lab CLI', () => {
     const result = await done;
     expect(result.code).toBe(130);
     expect(result.stderr).toMatch(/stopping at the next safe point/);
-    expect(result.stderr).toMatch(/^cancelled: .*keeps its 1 finished ticket/m);
+    expect(result.stderr).toMatch(/^cancelled: .*Run run_\w+ keeps 1 finished ticket/m);
     const sqlite = new Sqlite(db, { readonly: true });
     expect(sqlite.prepare('SELECT status FROM runs').all()).toEqual([{ status: 'cancelled' }]);
     expect(sqlite.prepare('SELECT level FROM tickets').all()).toEqual([{ level: 0 }]);

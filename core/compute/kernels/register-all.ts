@@ -2,3 +2,4 @@
 // Imported for its effect by backend selection, so whatever runs on a backend finds them.
 import './optimizer-kernels';
 import './conv-backprop-webgpu';
+import './conv-backprop-wasm';

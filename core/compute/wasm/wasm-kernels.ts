@@ -11,6 +11,14 @@ export interface WasmKernelExports {
   gemmRowsN(batch: number, m: number, n: number, k: number, a: number, aBatch: number, aRow: number, aCol: number, b: number, bBatch: number, bRow: number, c: number, cBatch: number, cRow: number, bias: number, biasBatch: number, relu: number): void;
   /** C = A·B with A(m, k) = a[m·aRow + k] and B(k, n) = b[n·bCol + k]: dot products along k. */
   gemmDotK(batch: number, m: number, n: number, k: number, a: number, aBatch: number, aRow: number, b: number, bBatch: number, bCol: number, c: number, cBatch: number, cRow: number): void;
+  /** Copies x [n, h, w, c] into xpad [n, hp, wp, c] at (padTop, padLeft), zeros around it, then `slack` zero floats. */
+  convPadInput(x: number, xpad: number, n: number, h: number, w: number, c: number, hp: number, wp: number, padTop: number, padLeft: number, slack: number): void;
+  /** Copies rows × cols floats into rows × stride, zeros in the columns past cols. */
+  convPadColumns(src: number, dst: number, rows: number, cols: number, stride: number): void;
+  /** Conv2D filter gradient over one block of output rows into dw [kh][mPad][coPad]; the block at row 0 writes, later blocks add. aPack: scratch of rowCount·outWidth·mPad floats. */
+  convFilterGradRows(xpad: number, dy: number, dw: number, rowStart: number, rowCount: number, outHeight: number, outWidth: number, padHeight: number, padWidth: number, inChannels: number, strideHeight: number, strideWidth: number, filterHeight: number, mPad: number, coPad: number, aPack: number): void;
+  /** Copies dwPad [kh][mPad][coPad] into dw [kh][m][co]. */
+  convUnpadFilter(dwPad: number, dw: number, filterHeight: number, m: number, mPad: number, co: number, coPad: number): void;
 }
 
 // The WebAssembly JS API, declared here: core compiles without the DOM library that types it.

@@ -178,9 +178,10 @@ describe('IMP driver', () => {
     for (const run of summary.seedRuns!) {
       const alone = new LabService({ dbPath: join(temp(), `seed-${run.seed}.db`) });
       const single = await alone.searchImp({ ...small, levels: 2, control: 'reinit', controlLevels: [2], seed: run.seed });
+      const aloneRunKey = (await alone.listRuns({}))[0]!.runKey;
       alone.close();
       // Same run key: a seed searched in company is the same experiment as that seed alone.
-      expect(stacked.find((r) => r.id === run.runId)!.runKey).toBe((await new LabService({ dbPath: join(temp(), `seed-${run.seed}.db`) }).listRuns({}))[0]!.runKey);
+      expect(stacked.find((r) => r.id === run.runId)!.runKey).toBe(aloneRunKey);
       const storeAlone = LabStore.open(join(temp(), `seed-${run.seed}.db`), { create: false })!;
       expect(run.tickets.map((t) => [t.level, t.role])).toEqual(single.tickets.map((t) => [t.level, t.role]));
       run.tickets.forEach((t, i) => {
