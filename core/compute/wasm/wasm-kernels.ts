@@ -11,6 +11,12 @@ export interface WasmKernelExports {
   gemmRowsN(batch: number, m: number, n: number, k: number, a: number, aBatch: number, aRow: number, aCol: number, b: number, bBatch: number, bRow: number, c: number, cBatch: number, cRow: number, bias: number, biasBatch: number, relu: number): void;
   /** C = A·B with A(m, k) = a[m·aRow + k] and B(k, n) = b[n·bCol + k]: dot products along k. */
   gemmDotK(batch: number, m: number, n: number, k: number, a: number, aBatch: number, aRow: number, b: number, bBatch: number, bCol: number, c: number, cBatch: number, cRow: number): void;
+  /** C = A·B (+ bias, relu) with B zero off its mask; column j of member p sums over kk in idx[ptr[p·(n+1)+j] ..ptr[p·(n+1)+j+1]). scratch: spmmScratchFloats floats. */
+  spmmSparseB(batch: number, m: number, n: number, k: number, a: number, aBatch: number, aRow: number, aCol: number, b: number, bBatch: number, bRow: number, bCol: number, c: number, cBatch: number, cRow: number, bias: number, biasBatch: number, relu: number, ptr: number, idx: number, scratch: number): void;
+  spmmScratchFloats(m: number, n: number, k: number): number;
+  /** C = A·B at the positions listed per row (j in idx[ptr[p·(m+1)+i] ..ptr[p·(m+1)+i+1])); C's other entries untouched. scratch: sddmmScratchFloats floats. */
+  sddmmMasked(batch: number, m: number, n: number, k: number, a: number, aBatch: number, aRow: number, aCol: number, b: number, bBatch: number, bRow: number, bCol: number, c: number, cBatch: number, cRow: number, ptr: number, idx: number, scratch: number): void;
+  sddmmScratchFloats(m: number, n: number, k: number): number;
   /** Copies x [n, h, w, c] into xpad [n, hp, wp, c] at (padTop, padLeft), zeros around it, then `slack` zero floats. */
   convPadInput(x: number, xpad: number, n: number, h: number, w: number, c: number, hp: number, wp: number, padTop: number, padLeft: number, slack: number): void;
   /** Copies rows × cols floats into rows × stride, zeros in the columns past cols. */

@@ -6,6 +6,7 @@
 // not traced by TF.js's autodiff: each kernel is prepared once for its tensors (step-kernels.ts).
 // Masks are folded into the update: pruned weights are exactly 0 after every update, so the forward
 // pass can use the weights as they are, and the gradient of a pruned weight is never applied.
+// Each product of a masked layer tells the kernels its mask, so a backend may skip the zeros.
 import * as tf from '@tensorflow/tfjs';
 import type { AdamStep, SgdStep } from '../../compute/kernels/optimizer-kernels';
 import type { Architecture, ParamSpec } from '../../models/architectures';
@@ -160,6 +161,7 @@ export class MlpStepEngine {
           c: { tensor: acts[l]!, offset: 0, batch: B * layer.units, row: layer.units },
           bias: { tensor: b.w, batch: layer.units },
           relu: layer.relu,
+          mask: w.mask ? { tensor: w.mask, operand: 'b' } : undefined,
         }),
       );
     });
@@ -180,6 +182,8 @@ export class MlpStepEngine {
           b: { tensor: deltas[l]!, offset: 0, batch: B * layer.units, row: layer.units, col: 1 },
           c: { tensor: w.g, offset: 0, batch: layer.inputs * layer.units, row: layer.units },
           relu: false,
+          // The update never applies a pruned entry's gradient: only the mask's entries are needed.
+          mask: w.mask ? { tensor: w.mask, operand: 'c' } : undefined,
         }),
       );
       if (l > 0) {
@@ -190,6 +194,8 @@ export class MlpStepEngine {
             b: { tensor: w.w, offset: 0, batch: layer.inputs * layer.units, row: 1, col: layer.units },
             c: { tensor: deltas[l - 1]!, offset: 0, batch: B * layer.inputs, row: layer.inputs },
             relu: false,
+            // The mask read through B's view: Wᵀ's zeros are W's.
+            mask: w.mask ? { tensor: w.mask, operand: 'b' } : undefined,
           }),
         );
       }
@@ -288,6 +294,8 @@ export class MlpStepEngine {
             c: { tensor: this.evalActs[l]!, offset: 0, batch: this.evalChunk * layer.units, row: layer.units },
             bias: { tensor: source === 'current' ? b.w : b.best, batch: layer.units },
             relu: layer.relu,
+            // Best weights are copies of current ones: zero off the same mask.
+            mask: w.mask ? { tensor: w.mask, operand: 'b' } : undefined,
           });
         });
       const last = this.layers[this.layers.length - 1]!;

@@ -29,6 +29,13 @@ export interface GemmSpec {
   c: { tensor: tf.Tensor; offset: number; batch: number; row: number };
   bias?: { tensor: tf.Tensor; batch: number } | undefined;
   relu: boolean;
+  /**
+   * A fixed 0/1 mask a backend may exploit (or ignore: the dense product is always right). Laid out
+   * as the operand's view (same offset and strides, read as [batch, rows, cols]); its values must
+   * not change while the prepared kernel lives. 'b': B is zero wherever the mask is 0. 'c': only
+   * C's entries where the mask is 1 are wanted; the others may be left as they were.
+   */
+  mask?: { tensor: tf.Tensor; operand: 'b' | 'c' } | undefined;
 }
 
 /**

@@ -2,3 +2,4 @@
 export { adamUpdate, sgdUpdate } from './optimizers';
 export { gemmDotK, gemmRowsN } from './gemm';
 export { convFilterGradRows, convPadColumns, convPadInput, convUnpadFilter } from './conv';
+export { sddmmMasked, sddmmScratchFloats, spmmScratchFloats, spmmSparseB } from './sparse';
