@@ -34,6 +34,7 @@ import { type WeightSet, initWeights } from '../models/weights';
 import { type ImpOutcome, type ImpPlan, runImp } from '../pruning/imp';
 import { summarizeMasks } from '../pruning/mask';
 import { type OneShotOutcome, runOneShot } from '../pruning/oneshot';
+import { closeStackWorkers } from '../train/stack-workers';
 import type { TrainResult, TrainSchedule } from '../train/train';
 import { type NewTicket, LabStore, type RunRecord, type TicketRecord } from '../store/lab-store';
 import { SCHEMA_VERSION } from '../store/migrations';
@@ -93,6 +94,8 @@ export class LabService implements LabApi {
   close(): void {
     this.store?.close();
     this.store = undefined;
+    // Idle training threads would not keep the process alive (they are unref'd), but they hold their heaps.
+    void closeStackWorkers();
   }
 
   // ---- searches ----

@@ -4,7 +4,8 @@
 //
 // Fully connected nets run on the step engine (engine/mlp-engine.ts) on the cpu, wasm and webgpu
 // backends; anything else (conv nets, tfjs-node) trains its members one after the other on
-// TF.js's autodiff (train-autodiff.ts).
+// TF.js's autodiff (train-autodiff.ts). On wasm (TF.js's WASM is one thread in Node) a stack is
+// split over the cores, a worker thread per group of members (stack-workers.ts).
 import * as tf from '@tensorflow/tfjs';
 import { TrainingDivergedError, throwIfAborted } from '../api/errors';
 import { BatchOrder, type LoadedDataset } from '../data/datasets';
@@ -16,6 +17,7 @@ import { wasmStepKernels } from './engine/kernels-wasm';
 import { webgpuStepKernels } from './engine/kernels-webgpu';
 import { type MemberEval, MlpStepEngine, mlpLayers } from './engine/mlp-engine';
 import type { StepKernels } from './engine/step-kernels';
+import { isWorkerBackend, stackThreads, trainInWorkers } from './stack-workers';
 import { trainWithAutodiff } from './train-autodiff';
 import type { CurvePoint, EvalResult, TrainProgress, TrainResult, TrainSchedule } from './train';
 
@@ -39,6 +41,13 @@ export interface StackTrainInput {
   signal?: AbortSignal | undefined;
   /** Progress of the stack; loss and accuracy are the first member's. */
   onProgress?: ((p: TrainProgress) => void) | undefined;
+  /**
+   * Threads to train on (1: this one). Default: $TICKET_LAB_WORKERS, else every core on wasm;
+   * never more than there are members.
+   */
+  workers?: number | undefined;
+  /** Where these members sit in a larger stack split over workers: errors number members as that stack does. */
+  group?: { first: number; stackSize: number } | undefined;
 }
 
 /** Give the event loop a turn (Ctrl-C, progress rendering) this often. */
@@ -58,8 +67,13 @@ export function trainsStacked(arch: Architecture, specs: readonly ParamSpec[]): 
 }
 
 export async function trainStack(input: StackTrainInput): Promise<TrainResult[]> {
+  const tfBackend = tf.getBackend();
+  if (isWorkerBackend(tfBackend)) {
+    const threads = stackThreads(input, tfBackend);
+    if (threads > 1) return trainInWorkers(input, tfBackend, threads);
+  }
   const layers = mlpLayers(input.arch, input.specs);
-  const makeKernels = stepKernelsForBackend(tf.getBackend());
+  const makeKernels = stepKernelsForBackend(tfBackend);
   if (!layers || !makeKernels) {
     // One member at a time on TF.js's own ops and autodiff.
     const results: TrainResult[] = [];
@@ -108,7 +122,9 @@ async function trainOnEngine(input: StackTrainInput, layers: NonNullable<ReturnT
       const losses = await engine.takeLosses();
       losses.forEach((loss, p) => {
         if (loss !== null && !Number.isFinite(loss)) {
-          throw new TrainingDivergedError(`Training diverged by iteration ${iteration}${K > 1 ? ` (member ${p + 1} of ${K} trained together)` : ''}: mean loss ${loss}. Lower the learning rate (--lr).`);
+          const stackSize = input.group?.stackSize ?? K;
+          const member = (input.group?.first ?? 0) + p + 1;
+          throw new TrainingDivergedError(`Training diverged by iteration ${iteration}${stackSize > 1 ? ` (member ${member} of ${stackSize} trained together)` : ''}: mean loss ${loss}. Lower the learning rate (--lr).`);
         }
       });
       const evals: MemberEval[] = await engine.evaluate(validation, 'current');
