@@ -4,9 +4,10 @@
 //   node dist/bench/run-bench.js --quick    fewer steps and repetitions (under a minute or so)
 //   node dist/bench/run-bench.js --json     the same numbers as one JSON document on stdout
 //   --torch-threads N                       PyTorch's thread count (default 1, like TF.js wasm in Node)
-//   --sections a,b                          only these: stack, throughput, imp, masks, store (default all)
+//   --sections a,b                          only these: stack, conv, throughput, imp, masks, store (default all)
 //   --backends webgpu,wasm --stacks 1,64,256 --torch-device cuda|cpu|none
-//                                           the stacked-training section: backends, stack sizes K, PyTorch's device
+//                                           the stacked-training and conv sections: backends, stack sizes K
+//                                           (stack only), PyTorch's device
 //
 // Numbers move with whatever else the machine is doing; the header prints the load average so a
 // reader can tell a slow machine from a busy one.
@@ -22,12 +23,14 @@ import { type Table, fixed, renderTable } from './text-table';
 import { type StepPlan, measureThroughput, throughputTable } from './training-throughput';
 import { type TorchPlan, measureTorch, torchTable } from './torch-reference';
 import { type StackPlan, measureStacks, stackTable } from './stack-throughput';
-import type { BackendProvider } from '../core/compute/backend';
+import { type ConvPlan, convTable, measureConv } from './conv-throughput';
+import { type BackendProvider, PROVIDER_ORDER } from '../core/compute/backend';
 
 const SEED = 0;
 
 interface BenchPlan {
   stack: { warmup: number; steps: number };
+  conv: Pick<ConvPlan, 'steps' | 'torchSteps'>;
   backends: { 'tfjs-node': StepPlan; wasm: StepPlan; cpu: StepPlan };
   torch: Omit<TorchPlan, 'threads'>;
   imp: ImpTimingPlan;
@@ -38,6 +41,10 @@ interface BenchPlan {
 const PLANS: Record<'full' | 'quick', BenchPlan> = {
   full: {
     stack: { warmup: 30, steps: 500 },
+    conv: {
+      steps: { webgpu: { warmup: 20, steps: 300 }, 'tfjs-node-gpu': { warmup: 20, steps: 300 }, 'tfjs-node': { warmup: 10, steps: 30 }, wasm: { warmup: 10, steps: 30 }, cpu: { warmup: 10, steps: 10 } },
+      torchSteps: { cuda: { warmup: 20, steps: 300 }, cpu: { warmup: 10, steps: 30 } },
+    },
     // The pure-JS cpu backend does about 4 steps/s: 30 timed steps are enough to see it.
     backends: { 'tfjs-node': { warmup: 20, steps: 200 }, wasm: { warmup: 20, steps: 200 }, cpu: { warmup: 10, steps: 30 } },
     torch: { warmup: 50, steps: 1000 },
@@ -47,6 +54,10 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
   },
   quick: {
     stack: { warmup: 20, steps: 100 },
+    conv: {
+      steps: { webgpu: { warmup: 10, steps: 50 }, 'tfjs-node-gpu': { warmup: 10, steps: 50 }, 'tfjs-node': { warmup: 10, steps: 10 }, wasm: { warmup: 10, steps: 10 }, cpu: { warmup: 10, steps: 10 } },
+      torchSteps: { cuda: { warmup: 10, steps: 50 }, cpu: { warmup: 10, steps: 10 } },
+    },
     backends: { 'tfjs-node': { warmup: 10, steps: 50 }, wasm: { warmup: 10, steps: 50 }, cpu: { warmup: 10, steps: 10 } },
     torch: { warmup: 20, steps: 200 },
     imp: { levels: 1, iterations: 100, evalEvery: 100 },
@@ -55,7 +66,7 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
   },
 };
 
-const SECTIONS = ['stack', 'throughput', 'imp', 'masks', 'store'] as const;
+const SECTIONS = ['stack', 'conv', 'throughput', 'imp', 'masks', 'store'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -68,7 +79,7 @@ interface Options {
   torchDevice: string | null;
 }
 
-const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,throughput,imp,masks,store] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
+const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,conv,throughput,imp,masks,store] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
 
 function list(value: string | undefined, flag: string): string[] {
   if (!value) throw new UsageError(`${flag} needs a value (${USAGE})`);
@@ -86,8 +97,12 @@ function parseArgs(argv: readonly string[]): Options {
       const unknown = sections.find((x) => !(SECTIONS as readonly string[]).includes(x));
       if (unknown) throw new UsageError(`unknown section ${unknown} (${USAGE})`);
       options.sections = sections as Section[];
-    } else if (arg === '--backends') options.backends = list(argv[++i], arg) as BackendProvider[];
-    else if (arg === '--stacks') {
+    } else if (arg === '--backends') {
+      const backends = list(argv[++i], arg);
+      const unknown = backends.find((x) => !(PROVIDER_ORDER as readonly string[]).includes(x));
+      if (unknown) throw new UsageError(`unknown backend ${unknown}: one of ${PROVIDER_ORDER.join(', ')} (${USAGE})`);
+      options.backends = backends as BackendProvider[];
+    } else if (arg === '--stacks') {
       options.stacks = list(argv[++i], arg).map(Number);
       if (options.stacks.some((k) => !Number.isInteger(k) || k < 1)) throw new UsageError(`--stacks takes whole numbers of at least 1 (${USAGE})`);
     } else if (arg === '--torch-device') {
@@ -148,7 +163,7 @@ async function main(): Promise<void> {
   if (!options.json) process.stdout.write(`${header(machine)}\n`);
 
   const wants = (section: Section) => options.sections.includes(section);
-  // Sections 1 and 2 train on the training split only; an empty validation split keeps
+  // The training sections (stack, conv, throughput) train on the training split only; an empty validation split keeps
   // trainMasked's start-of-run evaluation out of the way (it is never inside the timed window).
   log('loading MNIST');
   const trainOnly = loadDataset('mnist', { validationSize: 0 });
@@ -159,6 +174,13 @@ async function main(): Promise<void> {
     const stackPlan: StackPlan = { ...plan.stack, backends: options.backends, stacks: options.stacks, torchDevice: options.torchDevice, torchThreads: options.torchThreads };
     stacks = await measureStacks(trainOnly, stackPlan, log);
     show(stackTable(stacks));
+  }
+
+  let conv;
+  if (wants('conv')) {
+    const convPlan: ConvPlan = { ...plan.conv, backends: options.backends, torchDevice: options.torchDevice, torchThreads: options.torchThreads };
+    conv = await measureConv(trainOnly, convPlan, SEED, log);
+    show(convTable(conv));
   }
 
   let throughput;
@@ -183,7 +205,7 @@ async function main(): Promise<void> {
   const totalSeconds = seconds(began);
   if (options.json) {
     // JSON has no NaN or Infinity: JSON.stringify writes them as null (a ratio with no bound, say).
-    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, training: throughput, torch, imp, masks, store }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, conv, training: throughput, torch, imp, masks, store }, null, 2)}\n`);
   } else {
     process.stdout.write(`\nTotal ${fixed(totalSeconds, 1)} s.\n`);
   }

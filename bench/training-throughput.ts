@@ -12,7 +12,7 @@ import { type BackendChoice, type BackendInfo, isInstalled, selectBackend } from
 import type { LoadedDataset } from '../core/data/datasets';
 import { DEFAULT_OPTIMIZER } from '../core/train/optimizers';
 import { trainMasked } from '../core/train/train';
-import type { LenetTicket } from './lenet-ticket';
+import type { BenchTicket, LenetTicket } from './lenet-ticket';
 import { seconds } from './stopwatch';
 import { STEP_TIMING_COLUMNS, type Table, fixed, stepTimingCells } from './text-table';
 import type { TorchResult } from './torch-reference';
@@ -77,12 +77,16 @@ export async function measureThroughput(
       continue;
     }
     log(`training ${plan.warmup} + ${plan.steps} steps on ${backend}`);
-    rows.push(await timeSteps(info, dataset, ticket, plan));
+    rows.push(await timeSteps(info, dataset, ticket, plan, LEARNING_RATE));
   }
   return { rows, skipped };
 }
 
-async function timeSteps(info: BackendInfo, dataset: LoadedDataset, ticket: LenetTicket, plan: StepPlan): Promise<ThroughputRow> {
+/**
+ * Trains `ticket` with core trainMasked (Adam at `learningRate`, batch 60) for `plan.warmup` +
+ * `plan.steps` steps on the backend already selected, timing the steps after the warm-up.
+ */
+export async function timeSteps(info: BackendInfo, dataset: LoadedDataset, ticket: BenchTicket, plan: StepPlan, learningRate: number): Promise<ThroughputRow> {
   if (plan.warmup < PROGRESS_EVERY || plan.warmup % PROGRESS_EVERY !== 0 || plan.steps <= 0 || plan.steps % PROGRESS_EVERY !== 0) {
     throw new RangeError(`warm-up and timed steps must be positive multiples of ${PROGRESS_EVERY} (got ${plan.warmup} and ${plan.steps})`);
   }
@@ -104,7 +108,7 @@ async function timeSteps(info: BackendInfo, dataset: LoadedDataset, ticket: Lene
         iterations: stopAt + PROGRESS_EVERY,
         batchSize: BATCH_SIZE,
         evalEvery: stopAt + 10 * PROGRESS_EVERY,
-        optimizer: { ...DEFAULT_OPTIMIZER, name: 'adam', learningRate: LEARNING_RATE },
+        optimizer: { ...DEFAULT_OPTIMIZER, name: 'adam', learningRate },
       },
       dataSeed: 0,
       signal: controller.signal,

@@ -11,12 +11,12 @@ set -euo pipefail
 
 # Built entry points that get a bundle each, side by side in one folder (so their file names must
 # differ). on-device.sh runs ticket-lab.js by default, run-bench.js with --bench, any other with --node.
-ENTRY_POINTS=(dist/core/cli/ticket-lab.js dist/bench/run-bench.js)
+ENTRY_POINTS=(dist/core/cli/ticket-lab.js dist/bench/run-bench.js dist/bench/conv-backprop-webgpu.js)
 # Left out of the bundles and shipped as real packages: native addons and Dawn's ES module, which
 # core loads with import('webgpu').
 EXTERNAL_PACKAGES=(better-sqlite3 webgpu)
 # Files beside the bundles that code finds through __dirname.
-BESIDE_BUNDLES=(bench/lenet_torch.py bench/lenet_torch_stack.py)
+BESIDE_BUNDLES=(bench/lenet_torch.py bench/lenet_torch_stack.py bench/conv2_torch.py)
 ESBUILD_VERSION=0.28.2
 # .device + .gl: the working tree (about 1 MiB of sources) travels too, within the tool's 64 MiB.
 BUDGET_MIB=56

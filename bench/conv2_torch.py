@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""PyTorch reference for Ticket Lab's conv section: one masked Conv-2 ticket trained eagerly, timed.
+
+The network is the zoo's Conv-2 (core/models/architectures.ts): 3x3 convs 1->64->64 with 'same'
+padding (padding=1), ReLU, max-pool 2, flatten, FC 12544-256-256-10 with ReLU. PyTorch's NCHW
+layout, not Ticket Lab's NHWC: the same arithmetic in another memory order.
+
+Masks: 50 % random with exact counts on every conv and dense kernel (biases unmasked), applied as
+open_lth does: the forward pass uses the plain weights, and after each Adam step the weights are
+multiplied by their masks in place, so pruned weights are zero at every forward.
+
+Eager fp32: a plain loop (zero_grad, forward, F.cross_entropy, backward, torch.optim.Adam step,
+re-mask), TF32 off for matmuls and cuDNN (fp32 arithmetic, as WGSL computes), cudnn.benchmark at
+PyTorch's default (off) unless --cudnn-benchmark. Weights Glorot-normal, biases 0, Adam lr 2e-4,
+batch 60.
+
+Data: real MNIST from --mnist-dir, normalised with --mean/--std, held on the device; each step's
+60 rows are drawn at random up front, so a step gathers its batch by index on the device.
+
+Timing: --warmup steps, a device synchronisation, --steps steps, a synchronisation.
+
+Prints one JSON line: {mode, masking, data, warmup, steps, seconds, steps_per_s, images_per_s,
+loss_at_step10, device, torch_version, threads, cudnn_benchmark, tf32}.
+"""
+import argparse
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from lenet_torch_stack import load_train
+
+
+def glorot_normal_(w, fan_in, fan_out, gen):
+    std = (2.0 / (fan_in + fan_out)) ** 0.5
+    with torch.no_grad():
+        w.copy_(torch.randn(w.shape, generator=gen) * std)
+
+
+def conv2(gen):
+    """Conv-2 for 28x28x1 inputs, with Ticket Lab's fan-in/fan-out for Glorot (k*k*c_in, k*k*c_out)."""
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 64, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(64, 64, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(14 * 14 * 64, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 10),
+    )
+    for layer in net:
+        if isinstance(layer, torch.nn.Conv2d):
+            k = layer.kernel_size[0] * layer.kernel_size[1]
+            glorot_normal_(layer.weight, k * layer.in_channels, k * layer.out_channels, gen)
+            torch.nn.init.zeros_(layer.bias)
+        elif isinstance(layer, torch.nn.Linear):
+            glorot_normal_(layer.weight, layer.in_features, layer.out_features, gen)
+            torch.nn.init.zeros_(layer.bias)
+    return net
+
+
+def random_masks(net, fraction_kept, gen):
+    """(weight, mask) for each conv and dense weight, keeping round(fraction_kept * n) entries at random."""
+    masks = []
+    for layer in net:
+        if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
+            n = layer.weight.numel()
+            m = torch.zeros(n)
+            m[torch.randperm(n, generator=gen)[: round(fraction_kept * n)]] = 1.0
+            masks.append((layer.weight, m.reshape(layer.weight.shape).to(layer.weight.device)))
+    return masks
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mnist-dir", required=True)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=60)
+    ap.add_argument("--lr", type=float, default=2e-4)
+    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (CPU)")
+    ap.add_argument("--mean", type=float, default=0.1307)
+    ap.add_argument("--std", type=float, default=0.3081)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time its algorithms first (off by default, as in PyTorch)")
+    args = ap.parse_args()
+    if args.warmup < 0 or args.steps < 1:
+        raise SystemExit("--warmup must be at least 0 and --steps at least 1")
+
+    torch.set_num_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    device = torch.device(args.device)
+    x_all, y_all = load_train(args.mnist_dir, device, args.mean, args.std)
+    x_all = x_all.reshape(-1, 1, 28, 28)
+
+    gen = torch.Generator().manual_seed(args.seed)
+    net = conv2(gen).to(device)
+    masks = random_masks(net, 0.5, gen)
+    with torch.no_grad():
+        for w, m in masks:
+            w.mul_(m)
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
+
+    total = args.warmup + args.steps
+    rows = torch.randint(0, x_all.shape[0], (total, args.batch), device=device, generator=torch.Generator(device=device).manual_seed(args.seed))
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def step(i):
+        x = x_all[rows[i]]
+        y = y_all[rows[i]]
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for w, m in masks:
+                w.mul_(m)
+        return loss
+
+    losses = {}
+
+    def run(first, last):
+        for i in range(first, last):
+            loss = step(i)
+            if i == 10:  # the loss of step 10, after 10 updates; read after the clock stops
+                losses[10] = loss.detach()
+
+    run(0, args.warmup)
+    sync()
+    began = time.perf_counter()
+    run(args.warmup, total)
+    sync()
+    seconds = time.perf_counter() - began
+
+    print(
+        json.dumps(
+            {
+                "mode": "eager",
+                "masking": "weights re-masked after each Adam step (open_lth)",
+                "data": "MNIST, random batches on the device",
+                "warmup": args.warmup,
+                "steps": args.steps,
+                "seconds": seconds,
+                "steps_per_s": args.steps / seconds,
+                "images_per_s": args.steps * args.batch / seconds,
+                "loss_at_step10": float(losses[10]) if 10 in losses else None,
+                "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                "torch_version": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "cudnn_benchmark": args.cudnn_benchmark,
+                "tf32": False,
+            }
+        ),
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
