@@ -8,7 +8,7 @@ import type { Architecture, ParamSpec } from '../models/architectures';
 import { MaskedNetwork } from '../models/network';
 import type { WeightSet } from '../models/weights';
 import type { MaskSet } from '../pruning/mask';
-import { createOptimizer } from './optimizers';
+import { type MaskedOptimizer, createOptimizer } from './optimizers';
 import type { CurvePoint, EvalResult, TrainInput, TrainResult } from './train';
 
 const LOSS_SAMPLE_EVERY = 10;
@@ -27,7 +27,6 @@ export async function trainWithAutodiff(input: TrainInput): Promise<TrainResult>
   const [h, w, c] = dataset.imageShape;
   const xBuffer = new Float32Array(schedule.batchSize * h * w * c);
   const yBuffer = new Int32Array(schedule.batchSize);
-  const variables = net.variables;
 
   const curve: CurvePoint[] = [];
   let best: { iteration: number; validation: EvalResult; weights: WeightSet } | undefined;
@@ -54,13 +53,7 @@ export async function trainWithAutodiff(input: TrainInput): Promise<TrainResult>
       throwIfAborted(signal);
       fillBatch(dataset.train, order.rowsAt(iteration), dataset.normalization, xBuffer, yBuffer);
       const sampleLoss = (iteration - start) % LOSS_SAMPLE_EVERY === 0;
-      const loss = tf.tidy(() => {
-        const x = tf.tensor4d(xBuffer, [schedule.batchSize, h, w, c]);
-        const y = tf.oneHot(tf.tensor1d(yBuffer, 'int32'), dataset.numClasses);
-        const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, net.forward(x)) as tf.Scalar, variables);
-        optimizer.step(byParamName(net, grads));
-        return sampleLoss ? tf.keep(value) : undefined;
-      });
+      const loss = autodiffStep(net, optimizer, xBuffer, yBuffer, dataset, sampleLoss);
       if (loss) {
         const value = (await loss.data())[0]!;
         loss.dispose();
@@ -102,6 +95,28 @@ export async function trainWithAutodiff(input: TrainInput): Promise<TrainResult>
     optimizer.dispose();
     net.dispose();
   }
+}
+
+/**
+ * One training step on TF.js's ops: forward, softmax cross-entropy, gradients by autodiff, the
+ * fused masked update. x and y are one batch (fillBatch's buffers); returns the loss when asked.
+ */
+export function autodiffStep(
+  net: MaskedNetwork,
+  optimizer: MaskedOptimizer,
+  xBuffer: Float32Array,
+  yBuffer: Int32Array,
+  dataset: Pick<LoadedDataset, 'imageShape' | 'numClasses'>,
+  keepLoss: boolean,
+): tf.Scalar | undefined {
+  const [h, w, c] = dataset.imageShape;
+  return tf.tidy(() => {
+    const x = tf.tensor4d(xBuffer, [yBuffer.length, h, w, c]);
+    const y = tf.oneHot(tf.tensor1d(yBuffer, 'int32'), dataset.numClasses);
+    const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, net.forward(x)) as tf.Scalar, net.variables);
+    optimizer.step(byParamName(net, grads));
+    return keepLoss ? tf.keep(value) : undefined;
+  });
 }
 
 /** tf.variableGrads keys gradients by the engine's variable names; the optimiser wants parameter names. */
