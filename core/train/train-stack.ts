@@ -5,7 +5,8 @@
 // Fully connected nets run on the step engine (engine/mlp-engine.ts) on the cpu, wasm and webgpu
 // backends; anything else (conv nets, tfjs-node) trains its members one after the other on
 // TF.js's autodiff (train-autodiff.ts). On wasm (TF.js's WASM is one thread in Node) a stack is
-// split over the cores, a worker thread per group of members (stack-workers.ts).
+// split over the cores, a worker thread per group of members (stack-workers.ts). A stack larger
+// than the memory allows (engine/stack-size.ts) trains in parts, one after the other.
 import * as tf from '@tensorflow/tfjs';
 import { TrainingDivergedError, throwIfAborted } from '../api/errors';
 import { BatchOrder, type LoadedDataset } from '../data/datasets';
@@ -15,9 +16,10 @@ import type { MaskSet } from '../pruning/mask';
 import { cpuStepKernels } from './engine/kernels-cpu';
 import { wasmStepKernels } from './engine/kernels-wasm';
 import { webgpuStepKernels } from './engine/kernels-webgpu';
-import { type MemberEval, MlpStepEngine, mlpLayers } from './engine/mlp-engine';
+import { type MemberEval, type MlpLayer, MlpStepEngine, mlpLayers } from './engine/mlp-engine';
+import { type StackLimits, maxStackMembers, stackBudgetBytes } from './engine/stack-size';
 import type { StepKernels } from './engine/step-kernels';
-import { isWorkerBackend, stackThreads, trainInWorkers } from './stack-workers';
+import { isWorkerBackend, memberGroups, stackThreads, trainInWorkers } from './stack-workers';
 import { trainWithAutodiff } from './train-autodiff';
 import type { CurvePoint, EvalResult, TrainProgress, TrainResult, TrainSchedule } from './train';
 
@@ -82,10 +84,42 @@ export async function trainStack(input: StackTrainInput): Promise<TrainResult[]>
     }
     return results;
   }
+  const limit = maxStackMembers(layers, input.schedule.batchSize, input.schedule.optimizer, stackLimits(tfBackend));
+  if (input.members.length > limit) return trainInParts(input, layers, makeKernels, limit);
   return trainOnEngine(input, layers, makeKernels());
 }
 
-async function trainOnEngine(input: StackTrainInput, layers: NonNullable<ReturnType<typeof mlpLayers>>, kernels: StepKernels): Promise<TrainResult[]> {
+/** How much memory a stack may take on this backend, and WebGPU's largest binding. */
+function stackLimits(tfBackend: string): StackLimits {
+  const device = (tf.backend() as { device?: { limits?: { maxStorageBufferBindingSize?: number } } }).device;
+  return { budgetBytes: stackBudgetBytes(tfBackend), maxBindingBytes: tfBackend === 'webgpu' ? device?.limits?.maxStorageBufferBindingSize : undefined };
+}
+
+/**
+ * A stack too large for the memory trains in parts of at most `limit` members, one after the
+ * other: each member still gets the result it gets alone. Progress runs once over the level:
+ * part i of n reports its iteration t as start + (i·span + t − start) / n.
+ */
+async function trainInParts(input: StackTrainInput, layers: MlpLayer[], makeKernels: () => StepKernels, limit: number): Promise<TrainResult[]> {
+  const members = input.members.length;
+  const parts = memberGroups(members, Math.ceil(members / limit));
+  const start = input.startIteration ?? 0;
+  const span = input.schedule.iterations - start;
+  const results: TrainResult[] = [];
+  for (const [index, part] of parts.entries()) {
+    const { onProgress } = input;
+    const partInput: StackTrainInput = {
+      ...input,
+      members: input.members.slice(part.first, part.first + part.count),
+      group: { first: (input.group?.first ?? 0) + part.first, stackSize: input.group?.stackSize ?? members },
+      onProgress: onProgress && ((p) => onProgress({ ...p, iteration: start + Math.floor((index * span + p.iteration - start) / parts.length) })),
+    };
+    results.push(...(await trainOnEngine(partInput, layers, makeKernels())));
+  }
+  return results;
+}
+
+async function trainOnEngine(input: StackTrainInput, layers: MlpLayer[], kernels: StepKernels): Promise<TrainResult[]> {
   const { dataset, schedule, signal, members } = input;
   const K = members.length;
   const B = schedule.batchSize;

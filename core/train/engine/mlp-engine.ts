@@ -48,7 +48,7 @@ export interface MemberEval {
 
 /** Largest activation tensor we let one eval chunk make (the WebGPU default binding limit). */
 const EVAL_CHUNK_BYTES = 128 * 1024 * 1024;
-const MAX_EVAL_CHUNK = 1000;
+export const MAX_EVAL_CHUNK = 1000;
 
 interface ParamSlot {
   spec: ParamSpec;
