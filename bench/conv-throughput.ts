@@ -61,6 +61,7 @@ export interface TorchConvRow {
   loss_at_step10: number | null;
   device: string;
   torch_version: string;
+  blas: string;
   threads: number;
   cudnn_benchmark: boolean;
   tf32: boolean;
@@ -165,7 +166,7 @@ export function convTable(result: ConvResult): Table {
   const torch = result.torch;
   const ratio = (ours: number) => (torch ? `${fixed(ours / torch.steps_per_s, 2)}×` : '—');
   const torchSays = torch
-    ? `PyTorch ${torch.torch_version} eager fp32 on ${torch.device} (${torch.threads} thread${torch.threads === 1 ? '' : 's'}, TF32 ${torch.tf32 ? 'on' : 'off'}, cudnn.benchmark ${torch.cudnn_benchmark ? 'on' : 'off'}; masks: ${torch.masking}; data: ${torch.data})`
+    ? `PyTorch ${torch.torch_version} eager fp32 on ${torch.device} (BLAS: ${torch.blas}, ${torch.threads} thread${torch.threads === 1 ? '' : 's'}, TF32 ${torch.tf32 ? 'on' : 'off'}, cudnn.benchmark ${torch.cudnn_benchmark ? 'on' : 'off'}; masks: ${torch.masking}; data: ${torch.data})`
     : 'PyTorch not measured';
   const rows: string[][] = result.rows.map((r) => [
     `Ticket Lab ${r.backend}`,

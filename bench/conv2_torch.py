@@ -30,6 +30,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from torch_env import blas_library
+
 from lenet_torch_stack import load_train
 
 
@@ -155,6 +157,7 @@ def main():
                 "loss_at_step10": float(losses[10]) if 10 in losses else None,
                 "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                 "torch_version": torch.__version__,
+                "blas": blas_library(),
                 "threads": torch.get_num_threads(),
                 "cudnn_benchmark": args.cudnn_benchmark,
                 "tf32": False,

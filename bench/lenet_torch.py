@@ -22,6 +22,8 @@ import time
 
 import torch
 
+from torch_env import blas_library
+
 
 def read_idx(path):
     opener = gzip.open if path.endswith(".gz") else open
@@ -144,6 +146,7 @@ def main():
                 "steps_per_s": steps_per_s,
                 "samples_per_s": steps_per_s * args.batch if steps_per_s is not None else None,
                 "torch_version": torch.__version__,
+                "blas": blas_library(),
                 "threads": torch.get_num_threads(),
                 "device": "cpu",
                 "data": data,

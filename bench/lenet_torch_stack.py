@@ -23,6 +23,8 @@ import time
 
 import torch
 
+from torch_env import blas_library
+
 
 def read_idx(path):
     opener = gzip.open if path.endswith(".gz") else open
@@ -143,6 +145,7 @@ def run(mode, k, args, x_all, y_all, device):
         "ticket_steps_per_s": k * args.steps / seconds,
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "torch_version": torch.__version__,
+        "blas": blas_library(),
         "threads": torch.get_num_threads(),
         "last_loss": float(loss.detach()) / k,
     }

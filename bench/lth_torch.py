@@ -23,6 +23,8 @@ import time
 import torch
 import torch.nn.functional as F
 
+from torch_env import blas_library
+
 
 def read_idx(path):
     opener = gzip.open if path.endswith(".gz") else open
@@ -149,7 +151,7 @@ def main():
             print(json.dumps({"level": level, "role": "reinit-control", "remaining": remaining, "early_stop": cstop, "test_accuracy": cacc}), flush=True)
     sync()
     total = time.perf_counter() - began
-    print(json.dumps({"total_seconds": total, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch_version": torch.__version__, "iterations": args.iterations, "levels": args.levels, "controls": sorted(controls)}), flush=True)
+    print(json.dumps({"total_seconds": total, "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu", "torch_version": torch.__version__, "blas": blas_library(), "iterations": args.iterations, "levels": args.levels, "controls": sorted(controls)}), flush=True)
     return 0
 
 

@@ -52,6 +52,7 @@ export interface TorchStackRow {
   ticket_steps_per_s: number;
   device: string;
   torch_version: string;
+  blas: string;
   threads: number;
   last_loss: number;
 }
@@ -167,7 +168,7 @@ export async function measureStacks(dataset: LoadedDataset, plan: StackPlan, log
 export function stackTable(result: StackResult): Table {
   const torchAt = (mode: TorchStackRow['mode'], k: number) => result.torch.find((t) => t.mode === mode && t.k === k);
   const ratio = (ours: number, theirs: TorchStackRow | undefined) => (theirs ? `${fixed(ours / theirs.ticket_steps_per_s, 2)}×` : '—');
-  const torchVersion = result.torch[0] ? `PyTorch ${result.torch[0].torch_version} on ${result.torch[0].device}` : 'PyTorch not measured';
+  const torchVersion = result.torch[0] ? `PyTorch ${result.torch[0].torch_version} (BLAS: ${result.torch[0].blas}, ${result.torch[0].threads} thread${result.torch[0].threads === 1 ? '' : 's'}) on ${result.torch[0].device}` : 'PyTorch not measured';
   const rows: string[][] = [];
   for (const r of result.rows) {
     rows.push([

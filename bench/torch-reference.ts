@@ -38,6 +38,8 @@ interface TorchLine {
   steps_per_s: number;
   samples_per_s: number;
   torch_version: string;
+  /** The BLAS library PyTorch loaded (bench/torch_env.py). */
+  blas: string;
   threads: number;
   device: string;
   data: string;
@@ -91,7 +93,7 @@ export function measureTorch(dataset: LoadedDataset, plan: TorchPlan, log: (line
     python,
     stepsPerSecond: line.steps_per_s,
     samplesPerSecond: line.samples_per_s,
-    torchVersion: line.torch_version,
+    torchVersion: `${line.torch_version} (${line.blas})`,
     threads: line.threads,
     device: line.device,
     data: line.data,
