@@ -1,6 +1,8 @@
 // One interface for every way of choosing which weights to keep (open_lth's pruning/base.py).
 // A strategy gets the current weights and mask and a budget, and returns the next mask.
 import type { z } from 'zod';
+import type { LoadedDataset } from '../data/datasets';
+import type { Architecture, ParamSpec } from '../models/architectures';
 import type { WeightSet } from '../models/weights';
 import type { MaskSet } from './mask';
 
@@ -21,6 +23,16 @@ export interface PruneInput<P> {
   params: P;
   /** Seed for strategies that draw at random. */
   seed: number;
+  /** The network and data, for strategies that score through the network (SNIP, GraSP, SynFlow) or by its shapes (ERK). */
+  context?: PruneContext | undefined;
+}
+
+/** What scores beyond the weights' own values need. */
+export interface PruneContext {
+  arch: Architecture;
+  specs: readonly ParamSpec[];
+  /** Training data, for data-dependent scores (SNIP, GraSP); SynFlow and ERK need none. */
+  dataset?: LoadedDataset | undefined;
 }
 
 export interface PruningStrategy<P = unknown> {
