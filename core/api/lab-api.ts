@@ -9,6 +9,7 @@ import {
   ListTicketsRequest,
   SearchImpRequest,
   SearchOneShotRequest,
+  SearchAtInitRequest,
   ShowTicketRequest,
   type CompareResult,
   type DbInfo,
@@ -33,6 +34,8 @@ export interface LabApi {
   searchImp(request: SearchImpRequest, options?: CallOptions): Promise<SearchSummary>;
   /** One-shot magnitude pruning to a target sparsity, from a dense training or a stored ticket. */
   searchOneShot(request: SearchOneShotRequest, options?: CallOptions): Promise<SearchSummary>;
+  /** Pruning at initialisation (random, ERK, SNIP, GraSP, SynFlow) to a target sparsity, then training from θ0. */
+  searchAtInit(request: SearchAtInitRequest, options?: CallOptions): Promise<SearchSummary>;
   listTickets(request: ListTicketsRequest): Promise<TicketSummary[]>;
   showTicket(request: ShowTicketRequest): Promise<TicketDetail>;
   compareTickets(request: CompareTicketsRequest): Promise<CompareResult>;
@@ -46,6 +49,7 @@ export interface LabApi {
 export const LAB_API_METHODS = {
   searchImp: SearchImpRequest,
   searchOneShot: SearchOneShotRequest,
+  searchAtInit: SearchAtInitRequest,
   listTickets: ListTicketsRequest,
   showTicket: ShowTicketRequest,
   compareTickets: CompareTicketsRequest,

@@ -79,6 +79,54 @@ export const SearchOneShotRequest = z
 export type SearchOneShotRequest = z.input<typeof SearchOneShotRequest>;
 export type SearchOneShotParams = z.output<typeof SearchOneShotRequest>;
 
+/** Pruning at initialisation (ALGORITHMS.md §3–6): the mask is chosen at θ0, then the ticket trains from θ0. */
+export const PRUNE_AT_INIT_METHODS = ['random', 'erk', 'snip', 'grasp', 'synflow'] as const;
+export type PruneAtInitMethod = (typeof PRUNE_AT_INIT_METHODS)[number];
+
+/** The method options of each method (request field → the strategy's parameter). */
+export const PRUNE_AT_INIT_OPTIONS: Record<PruneAtInitMethod, Record<string, string>> = {
+  random: {},
+  erk: { kernelAware: 'kernelAware' },
+  snip: { examplesPerClass: 'examplesPerClass' },
+  grasp: { examplesPerClass: 'examplesPerClass', temperature: 'temperature', hessian: 'hessian' },
+  synflow: { rounds: 'rounds', roundSchedule: 'schedule' },
+};
+
+export const SearchAtInitRequest = z
+  .object({
+    method: z.enum(PRUNE_AT_INIT_METHODS),
+    model: Name,
+    dataset: Name,
+    sparsity: Fraction,
+    /** Default: per layer for random (uniform), global for SNIP, GraSP and SynFlow; ERK sets its own layer densities. */
+    scope: z.enum(['layer', 'global']).optional(),
+    /** Train the pruned network from θ0 (default), or only evaluate it at initialisation. */
+    train: z.boolean().default(true),
+    kernelAware: z.boolean().optional(),
+    examplesPerClass: PositiveInt.max(1000).optional(),
+    temperature: z.number().positive('must be positive').max(1e6).optional(),
+    hessian: z.enum(['auto', 'exact', 'finite-difference']).optional(),
+    rounds: PositiveInt.max(1000).optional(),
+    roundSchedule: z.enum(['exponential', 'linear']).optional(),
+    ...TrainingOptions,
+  })
+  .strict()
+  .superRefine(exclusiveBudget)
+  .superRefine((value, ctx) => {
+    const own = PRUNE_AT_INIT_OPTIONS[value.method];
+    for (const field of new Set(Object.values(PRUNE_AT_INIT_OPTIONS).flatMap((o) => Object.keys(o)))) {
+      if ((value as Record<string, unknown>)[field] !== undefined && !(field in own)) {
+        ctx.addIssue({ code: 'custom', path: [field], message: `not an option of ${value.method}` });
+      }
+    }
+    if (value.method === 'erk' && value.scope !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['scope'], message: 'ERK sets its own per-layer densities; leave scope out' });
+    }
+    if (value.rewindIteration !== 0) ctx.addIssue({ code: 'custom', path: ['rewindIteration'], message: 'pruning at initialisation trains from iteration 0' });
+  });
+export type SearchAtInitRequest = z.input<typeof SearchAtInitRequest>;
+export type SearchAtInitParams = z.output<typeof SearchAtInitRequest>;
+
 export const ListTicketsRequest = z
   .object({
     model: Name.optional(),

@@ -1,6 +1,6 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import type { PruneAtInitMethod, SearchAtInitRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
 import { compareTable, dbInfoText, doctorText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list';
@@ -94,6 +94,57 @@ export const DEMO_REQUEST: SearchImpRequest = {
   seed: 0,
 };
 
+/** Each pruning-at-initialisation method: what it does and its own options (ALGORITHMS.md §3–6). */
+const AT_INIT_METHODS: Record<PruneAtInitMethod, { summary: string; options: OptionDef[] }> = {
+  random: { summary: 'random pruning at initialisation (uniform per layer, exact counts), then training', options: [] },
+  erk: {
+    summary: 'random pruning at initialisation with Erdős–Rényi-Kernel layer densities, then training',
+    options: [{ flag: 'no-kernel', field: 'kernelAware', kind: 'boolean', sets: false, help: 'plain Erdős–Rényi densities (in+out)/(in·out), without the kernel dimensions' }],
+  },
+  snip: {
+    summary: 'SNIP: prune by |gradient × weight| at initialisation, then train',
+    options: [{ flag: 'examples-per-class', kind: 'int', help: 'scoring examples per class, one batch (default 10)' }],
+  },
+  grasp: {
+    summary: 'GraSP: prune to preserve gradient flow (Hessian-gradient product) at initialisation, then train',
+    options: [
+      { flag: 'examples-per-class', kind: 'int', help: 'scoring examples per class, one batch (default 10)' },
+      { flag: 'temperature', kind: 'number', help: 'logits divided by this while scoring (default 200)' },
+      { flag: 'hessian', kind: 'string', help: 'auto (default) | exact | finite-difference' },
+    ],
+  },
+  synflow: {
+    summary: 'SynFlow: data-free iterative synaptic-flow pruning at initialisation, then train',
+    options: [
+      { flag: 'rounds', kind: 'int', help: 'pruning rounds (default 100)' },
+      { flag: 'round-schedule', kind: 'string', help: 'exponential (default) | linear' },
+    ],
+  },
+};
+
+function atInitCommand(method: PruneAtInitMethod): CommandDef {
+  const { summary, options } = AT_INIT_METHODS[method];
+  return {
+    name: `search ${method}`,
+    summary,
+    positionals: [],
+    long: true,
+    usesBackend: true,
+    options: [
+      MODEL_OPTION,
+      DATASET_OPTION,
+      { flag: 'sparsity', kind: 'number', help: 'fraction of prunable weights to remove, in (0, 1)' },
+      ...(method === 'erk' ? [] : [{ flag: 'scope', kind: 'string', help: `layer | global (default ${method === 'random' ? 'layer' : 'global'})` } satisfies OptionDef]),
+      ...options,
+      { flag: 'no-train', field: 'train', kind: 'boolean', sets: false, help: 'evaluate the pruned initial network without training it' },
+      ...TRAINING_OPTIONS.filter((o) => o.flag !== 'rewind'),
+    ],
+    async run(ctx, request) {
+      printSearch(ctx, await ctx.api.searchAtInit({ ...request, method } as SearchAtInitRequest, callOptions(ctx)));
+    },
+  };
+}
+
 export const COMMANDS: CommandDef[] = [
   {
     name: 'search imp',
@@ -137,6 +188,7 @@ export const COMMANDS: CommandDef[] = [
       printSearch(ctx, await ctx.api.searchOneShot(request as SearchOneShotRequest, callOptions(ctx)));
     },
   },
+  ...(['random', 'erk', 'snip', 'grasp', 'synflow'] as const).map(atInitCommand),
   {
     name: 'tickets',
     summary: 'list tickets, filtered',

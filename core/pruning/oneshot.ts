@@ -1,5 +1,7 @@
-// One-shot magnitude pruning (ALGORITHMS.md §2): from trained weights keep the round(d·N) largest
-// |w| (per layer or globally), then optionally retrain from the rewind point (IMP with one level).
+// One-shot pruning to a target sparsity. After training (ALGORITHMS.md §2): from trained weights
+// keep the round(d·N) best by the strategy's score (magnitude: largest |w|), per layer or globally,
+// then optionally retrain from the rewind point (IMP with one level). At initialisation (§3–6:
+// random, ERK, SNIP, GraSP, SynFlow): score θ0 itself, then train the masked network from θ0.
 import type { LoadedDataset } from '../data/datasets';
 import type { Architecture, ParamSpec } from '../models/architectures';
 import type { WeightSet } from '../models/weights';
@@ -8,9 +10,12 @@ import { sparsityBudget } from './budget';
 import { denseMasks } from './imp';
 import type { MaskSet } from './mask';
 import { maskedCopy } from '../models/network';
-import { magnitudeStrategy } from './magnitude';
+import { pruningStrategy } from './registry';
 
 export interface OneShotPlan {
+  /** The pruning strategy's id (registry.ts) and its parsed parameters. */
+  method: string;
+  methodParams: unknown;
   sparsity: number;
   scope: 'layer' | 'global';
   /** The tensors pruned (the rest keep their mask). */
@@ -21,13 +26,15 @@ export interface OneShotPlan {
   schedule: TrainSchedule;
 }
 
-/** Start from scratch (train the dense network first) or from a stored ticket's trained weights. */
+/** Start from scratch (train the dense network first), from a stored ticket's trained weights, or prune θ0 itself. */
 export type OneShotSource =
   | { kind: 'train'; initialWeights: WeightSet }
+  | { kind: 'init'; initialWeights: WeightSet }
   | { kind: 'ticket'; level: number; masks: MaskSet; trainedWeights: WeightSet; rewindWeights: WeightSet };
 
 export interface OneShotProgress {
-  phase: 'dense' | 'retrain';
+  /** dense: the dense network before pruning; retrain: the pruned one from the rewind point; train: the one pruned at θ0. */
+  phase: 'dense' | 'retrain' | 'train';
   iteration: number;
   startIteration: number;
   endIteration: number;
@@ -81,13 +88,19 @@ export async function runOneShot(input: OneShotInput): Promise<void> {
     await input.onOutcome({ level: 0, kind: 'dense', masks, startWeights: input.source.initialWeights, result, finalWeights: result.finalWeights, rewindWeights: rewind });
     level = 1;
     trained = result.finalWeights;
+  } else if (input.source.kind === 'init') {
+    masks = denseMasks(specs);
+    trained = input.source.initialWeights;
+    rewind = input.source.initialWeights;
+    level = 1;
   } else {
     ({ masks, trainedWeights: trained, rewindWeights: rewind } = input.source);
     level = input.source.level + 1;
   }
 
   const budget = sparsityBudget(masks, plan.sparsity, plan.scope, plan.tensors);
-  const prunedMasks = await magnitudeStrategy.prune({ weights: trained, masks, budget, params: {}, seed: plan.seed }, signal);
+  const strategy = pruningStrategy(plan.method);
+  const prunedMasks = await strategy.prune({ weights: trained, masks, budget, params: plan.methodParams as never, seed: plan.seed, context: { arch, specs, dataset } }, signal);
   const prunedWeights = trained.map((t) => {
     const m = prunedMasks.find((x) => x.name === t.name);
     return m ? { ...t, values: maskedCopy(t.values, m.bits) } : t;
@@ -97,6 +110,6 @@ export async function runOneShot(input: OneShotInput): Promise<void> {
     await input.onOutcome({ level, kind: 'pruned', masks: prunedMasks, startWeights: prunedWeights, result: null, pruned, finalWeights: prunedWeights });
     return;
   }
-  const result = await train('retrain', rewind, prunedMasks, k);
+  const result = await train(input.source.kind === 'init' ? 'train' : 'retrain', rewind, prunedMasks, k);
   await input.onOutcome({ level, kind: 'pruned', masks: prunedMasks, startWeights: rewind, result, pruned, finalWeights: result.finalWeights });
 }

@@ -1,7 +1,9 @@
 // The only list of pruning strategies: a new strategy is one file and one line here.
 import { InvalidRequestError } from '../api/errors';
+import { erkStrategy } from './erk';
 import { magnitudeStrategy } from './magnitude';
 import { randomStrategy } from './random';
+import { synflowStrategy } from './synflow';
 import type { PruningStrategy } from './strategy';
 
 const STRATEGIES = new Map<string, PruningStrategy<never>>();
@@ -14,6 +16,8 @@ export function registerPruningStrategy(strategy: PruningStrategy<never>): void 
 
 registerPruningStrategy(magnitudeStrategy as PruningStrategy<never>);
 registerPruningStrategy(randomStrategy as PruningStrategy<never>);
+registerPruningStrategy(erkStrategy as PruningStrategy<never>);
+registerPruningStrategy(synflowStrategy as PruningStrategy<never>);
 
 export function pruningStrategy<P = Record<string, never>>(id: string): PruningStrategy<P> {
   const strategy = STRATEGIES.get(id);

@@ -11,6 +11,8 @@ import {
   DoctorRequest,
   ListRunsRequest,
   ListTicketsRequest,
+  PRUNE_AT_INIT_OPTIONS,
+  SearchAtInitRequest,
   SearchImpRequest,
   SearchOneShotRequest,
   ShowTicketRequest,
@@ -19,6 +21,7 @@ import {
   type DbInfo,
   type DoctorReport,
   type RunReport,
+  type SearchAtInitParams,
   type SearchImpParams,
   type SearchOneShotParams,
   type SearchSummary,
@@ -33,7 +36,8 @@ import { type Architecture, type ParamSpec, architecture, hasConv, paramSpecs } 
 import { type WeightSet, initWeights } from '../models/weights';
 import { type ImpOutcome, type ImpPlan, runImp } from '../pruning/imp';
 import { summarizeMasks } from '../pruning/mask';
-import { type OneShotOutcome, runOneShot } from '../pruning/oneshot';
+import { type OneShotOutcome, type OneShotPlan, runOneShot } from '../pruning/oneshot';
+import { pruningStrategy } from '../pruning/registry';
 import { closeStackWorkers } from '../train/stack-workers';
 import type { TrainResult, TrainSchedule } from '../train/train';
 import { type NewTicket, LabStore, type RunRecord, type TicketRecord } from '../store/lab-store';
@@ -101,7 +105,7 @@ export class LabService implements LabApi {
   // ---- searches ----
 
   /** Resolves model, dataset, schedule and backend: everything that can fail before a write. */
-  private async prepare(params: SearchImpParams | SearchOneShotParams, model: string, datasetName: string, options: CallOptions): Promise<Prepared> {
+  private async prepare(params: SearchImpParams | SearchOneShotParams | SearchAtInitParams, model: string, datasetName: string, options: CallOptions): Promise<Prepared> {
     const arch = architecture(model);
     const dataset = loadDataset(datasetName, { dataDir: params.dataDir, validationSize: params.validationSize });
     const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
@@ -244,6 +248,8 @@ export class LabService implements LabApi {
     }
     // A source ticket fixes the rewind point; otherwise the request does.
     const planFor = (p: SearchOneShotParams, schedule: TrainSchedule) => ({
+      method: 'magnitude',
+      methodParams: {},
       sparsity: p.sparsity, scope: p.scope, tensors: prunable, rewindIteration: from ? rewindIteration : p.rewindIteration, retrain: p.retrain, seed: p.seed, schedule,
     });
     const oneShotHparams = (p: ReturnType<typeof planFor>, validation: number): Record<string, unknown> => ({
@@ -282,6 +288,51 @@ export class LabService implements LabApi {
         onOutcome: (outcome) => {
           const [id] = store.saveLevel(runId, [oneShotTicket(outcome, parentId)], outcome.rewindWeights ? { rewindWeights: outcome.rewindWeights } : {});
           parentId = id!;
+          tracker.finishPiece();
+        },
+      }),
+    );
+  }
+
+  async searchAtInit(request: SearchAtInitRequest, options: CallOptions = {}): Promise<SearchSummary> {
+    const params = parseRequest(SearchAtInitRequest, request);
+    const prepared = await this.prepare(params, params.model, params.dataset, options);
+    const prunable = prepared.specs.filter((s) => s.prunable).map((s) => s.name);
+    const planFor = (p: SearchAtInitParams, schedule: TrainSchedule): OneShotPlan => ({
+      method: p.method,
+      methodParams: atInitParams(p),
+      sparsity: p.sparsity,
+      // Random is uniform per layer (RigL); the scoring methods rank globally, as their papers do; ERK sets its own densities from a global count.
+      scope: p.scope ?? (p.method === 'random' ? 'layer' : 'global'),
+      tensors: prunable,
+      rewindIteration: 0,
+      retrain: p.train,
+      seed: p.seed,
+      schedule,
+    });
+    const atInitHparams = (p: OneShotPlan, validation: number): Record<string, unknown> => ({
+      method: p.method, methodParams: p.methodParams, sparsity: p.sparsity, scope: p.scope, train: p.retrain, seed: p.seed, ...scheduleHparams(p.schedule), validationSize: validation,
+    });
+    const plan = planFor(params, prepared.schedule);
+    const hparams = atInitHparams(plan, params.validationSize);
+    const base = defaultSchedule(SearchAtInitRequest, { method: params.method, model: params.model, dataset: params.dataset, sparsity: params.sparsity }, prepared);
+    const defaults = atInitHparams(planFor(base.params, base.schedule), base.params.validationSize);
+    const store = this.openStore(true)!;
+    const initial = initWeights(prepared.specs, params.seed);
+    const runId = this.registerRun(store, params.method, prepared, hparams, defaults, params.seed, initial);
+    const tracker = new ProgressTracker(runId, Math.max(plan.retrain ? plan.schedule.iterations : 0, 1), 1, options.onProgress);
+
+    return this.runSearch(store, [runId], () =>
+      runOneShot({
+        arch: prepared.arch,
+        specs: prepared.specs,
+        dataset: prepared.dataset,
+        plan,
+        source: { kind: 'init', initialWeights: initial },
+        signal: options.signal,
+        onProgress: (p) => tracker.update(1, p.phase, p),
+        onOutcome: (outcome) => {
+          store.saveLevel(runId, [{ ...oneShotTicket(outcome, null), method: params.method }]);
           tracker.finishPiece();
         },
       }),
@@ -374,7 +425,7 @@ export class LabService implements LabApi {
 // ---- mapping ----
 
 /** The training schedule a request asks for, unset fields taking the model's LTH defaults. */
-function resolveSchedule(params: SearchImpParams | SearchOneShotParams, arch: Architecture, trainCount: number): TrainSchedule {
+function resolveSchedule(params: SearchImpParams | SearchOneShotParams | SearchAtInitParams, arch: Architecture, trainCount: number): TrainSchedule {
   const batchSize = params.batchSize ?? arch.lthTraining.batchSize;
   if (batchSize > trainCount) throw new InvalidRequestError(`batchSize: ${batchSize} is larger than the training set (${trainCount}).`);
   const batchesPerEpoch = Math.floor(trainCount / batchSize);
@@ -404,7 +455,7 @@ function resolveSchedule(params: SearchImpParams | SearchOneShotParams, arch: Ar
  * model and data: what runKey leaves out.
  */
 function defaultSchedule<S extends z.ZodType>(schema: S, base: Record<string, unknown>, prepared: Prepared): { params: z.output<S>; schedule: TrainSchedule } {
-  const params = parseRequest(schema, base) as SearchImpParams | SearchOneShotParams;
+  const params = parseRequest(schema, base) as SearchImpParams | SearchOneShotParams | SearchAtInitParams;
   const trainCount = prepared.dataset.train.count + prepared.dataset.validation.count - params.validationSize;
   return { params: params as z.output<S>, schedule: resolveSchedule(params, prepared.arch, trainCount) };
 }
@@ -498,6 +549,18 @@ function impTicket(outcome: ImpOutcome, ticketAt: Map<number, string>): NewTicke
     startWeights: outcome.startWeights,
     finalWeights: outcome.result.finalWeights,
   };
+}
+
+/** The strategy's parameters from a request's method options, validated by the strategy's own schema. */
+function atInitParams(p: SearchAtInitParams): unknown {
+  const raw: Record<string, unknown> = {};
+  for (const [field, param] of Object.entries(PRUNE_AT_INIT_OPTIONS[p.method])) {
+    const value = (p as Record<string, unknown>)[field];
+    if (value !== undefined) raw[param] = value;
+  }
+  const parsed = pruningStrategy(p.method).params.safeParse(raw);
+  if (!parsed.success) throw new InvalidRequestError(`${p.method} options: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
+  return parsed.data;
 }
 
 function oneShotTicket(outcome: OneShotOutcome, parentId: string | null): NewTicket {

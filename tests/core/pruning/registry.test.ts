@@ -7,7 +7,7 @@ import type { PruningStrategy } from '../../../core/pruning/strategy';
 
 describe('pruning strategy registry', () => {
   it('finds strategies by id and names the known ones for an unknown id', async () => {
-    expect(pruningStrategyIds()).toEqual(['magnitude', 'random']);
+    expect(pruningStrategyIds()).toEqual(['magnitude', 'random', 'erk', 'synflow']);
     const strategy = pruningStrategy('magnitude');
     const masks = await strategy.prune({
       weights: [{ name: 'w', shape: [4], values: Float32Array.from([0.1, -3, 2, -0.5]) }],
@@ -17,8 +17,8 @@ describe('pruning strategy registry', () => {
       seed: 0,
     });
     expect(Array.from(masks[0]!.bits)).toEqual([0, 1, 1, 0]);
-    expect(() => pruningStrategy('snip')).toThrow(InvalidRequestError);
-    expect(() => pruningStrategy('snip')).toThrow(/Known: magnitude, random/);
+    expect(() => pruningStrategy('obd')).toThrow(InvalidRequestError);
+    expect(() => pruningStrategy('obd')).toThrow(/Known: magnitude, random, erk, synflow/);
   });
 
   it('refuses a second strategy with a taken id', () => {
