@@ -1,8 +1,10 @@
 // The only list of pruning strategies: a new strategy is one file and one line here.
 import { InvalidRequestError } from '../api/errors';
 import { erkStrategy } from './erk';
+import { graspStrategy } from './grasp';
 import { magnitudeStrategy } from './magnitude';
 import { randomStrategy } from './random';
+import { snipStrategy } from './snip';
 import { synflowStrategy } from './synflow';
 import type { PruningStrategy } from './strategy';
 
@@ -17,6 +19,8 @@ export function registerPruningStrategy(strategy: PruningStrategy<never>): void 
 registerPruningStrategy(magnitudeStrategy as PruningStrategy<never>);
 registerPruningStrategy(randomStrategy as PruningStrategy<never>);
 registerPruningStrategy(erkStrategy as PruningStrategy<never>);
+registerPruningStrategy(snipStrategy as PruningStrategy<never>);
+registerPruningStrategy(graspStrategy as PruningStrategy<never>);
 registerPruningStrategy(synflowStrategy as PruningStrategy<never>);
 
 export function pruningStrategy<P = Record<string, never>>(id: string): PruningStrategy<P> {

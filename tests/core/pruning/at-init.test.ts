@@ -18,7 +18,7 @@ const total = Object.values(sizes).reduce((a, b) => a + b, 0);
 const quick: Partial<Record<PruneAtInitMethod, Record<string, unknown>>> = { synflow: { rounds: 5 } };
 
 describe('pruning at initialisation', () => {
-  it.each(PRUNE_AT_INIT_METHODS.filter((m) => m !== 'snip' && m !== 'grasp'))('%s: prunes θ0 to the requested sparsity, keeps pruned weights at zero, trains from θ0', async (method) => {
+  it.each(PRUNE_AT_INIT_METHODS)('%s: prunes θ0 to the requested sparsity, keeps pruned weights at zero, trains from θ0', async (method) => {
     const dbPath = join(temp(), `${method}.db`);
     const service = new LabService({ dbPath });
     const summary = await service.searchAtInit({ ...small, method, sparsity: 0.9, ...quick[method] });
