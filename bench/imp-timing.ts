@@ -67,6 +67,7 @@ export async function measureImp(dataset: LoadedDataset, plan: ImpTimingPlan, se
     globalRate: arch.lthRates.fc,
     globalTensors: prunable.map((s) => s.name),
     rewindIteration: 0,
+    rewindTo: 'weights',
     control: null,
     controlLevels: [],
     seed,

@@ -51,6 +51,12 @@ export const SearchImpRequest = z
     controlLevels: z.array(PositiveInt).max(100).optional(),
     /** Several seeds searched together (one run each, trained as one stack); replaces `seed`. */
     seeds: z.array(NonNegativeInt.max(2 ** 31 - 1)).min(1).max(256).optional(),
+    /**
+     * What each level restarts: 'weights' rewinds the kept weights to θk (LTH); 'learning-rate'
+     * keeps the previous level's trained weights and restarts only the schedule at k, with a fresh
+     * optimiser (Renda et al., ICLR 2020).
+     */
+    rewindTo: z.enum(['weights', 'learning-rate']).default('weights'),
     ...TrainingOptions,
   })
   .strict()

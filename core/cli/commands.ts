@@ -163,6 +163,7 @@ export const COMMANDS: CommandDef[] = [
       { flag: 'control', kind: 'string', help: 'also train a control: reinit (same mask, new weights) | random-mask (same per-layer sparsity)' },
       { flag: 'control-levels', kind: 'int-list', help: 'levels that train the control, e.g. 3,6,9 (default: all)' },
       { flag: 'seeds', kind: 'int-list', help: 'several seeds searched together, one run each, trained as one stack (e.g. 0,1,2); replaces --seed' },
+      { flag: 'rewind-to', kind: 'string', help: 'weights (LTH, default) | learning-rate (keep the trained weights, restart the schedule at --rewind)' },
       ...TRAINING_OPTIONS,
     ],
     async run(ctx, request) {

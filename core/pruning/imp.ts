@@ -26,6 +26,8 @@ export interface ImpPlan {
   globalTensors: string[];
   /** k: kept weights are rewound to their values after k iterations (0 = the initialisation). */
   rewindIteration: number;
+  /** 'weights': each level starts from θk (LTH); 'learning-rate': from the previous level's trained weights, schedule and optimiser restarted at k. */
+  rewindTo: 'weights' | 'learning-rate';
   control: ControlKind | null;
   controlLevels: number[];
   seed: number;
@@ -50,7 +52,7 @@ export interface ImpOutcome {
   /** null for the ticket itself; a control is trained beside the ticket of its level. */
   control: ControlKind | null;
   masks: MaskSet;
-  /** The weights training started from (θk for tickets, fresh ones for the re-init control). */
+  /** The weights training started from (θk for tickets, or the previous level's trained ones when only the learning rate rewinds; fresh ones for the re-init control). */
   startWeights: WeightSet;
   result: TrainResult;
   /** θk, reported with level 0, the first time it is known. */
@@ -126,11 +128,15 @@ export async function runImp(input: ImpInput): Promise<void> {
     const withControl = plan.control !== null && plan.controlLevels.includes(level);
     const members: StackMember[] = [];
     const controls: Array<{ weights: WeightSet; masks: MaskSet } | undefined> = [];
+    const starts: WeightSet[] = [];
     for (const state of states) {
       const budget = plan.scope === 'layer' ? layerRateBudget(state.masks, plan.rates) : globalRateBudget(state.masks, plan.globalRate, plan.globalTensors);
       state.masks = await magnitudeStrategy.prune({ weights: state.trained, masks: state.masks, budget, params: {}, seed: state.seed }, signal);
-      // Rewind: θk under the new mask, a fresh optimiser, the step counter and data order at k.
-      members.push({ weights: state.rewind, masks: state.masks, dataSeed: state.seed });
+      // Rewind: θk (or, rewinding only the learning rate, the trained weights) under the new mask,
+      // a fresh optimiser, the step counter and data order at k.
+      const start = plan.rewindTo === 'weights' ? state.rewind : state.trained;
+      starts.push(start);
+      members.push({ weights: start, masks: state.masks, dataSeed: state.seed });
       const control = withControl ? await controlStart(plan.control!, level, state.masks, state.rewind, specs, state.seed) : undefined;
       if (control) members.push({ ...control, dataSeed: state.seed });
       controls.push(control);
@@ -139,7 +145,7 @@ export async function runImp(input: ImpInput): Promise<void> {
     let at = 0;
     for (const [i, state] of states.entries()) {
       const result = results[at++]!;
-      await input.onOutcome({ chain: i, level, control: null, masks: state.masks, startWeights: state.rewind, result });
+      await input.onOutcome({ chain: i, level, control: null, masks: state.masks, startWeights: starts[i]!, result });
       state.trained = result.finalWeights;
       const control = controls[i];
       if (control) await input.onOutcome({ chain: i, level, control: plan.control, masks: control.masks, startWeights: control.weights, result: results[at++]! });

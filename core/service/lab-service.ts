@@ -213,7 +213,7 @@ export class LabService implements LabApi {
         signal: options.signal,
         onProgress: (p) => tracker.update(p.level, stacked(p.control), p),
         onOutcome: (outcome) => {
-          const [id] = store.saveLevel(runIds[outcome.chain]!, [impTicket(outcome, ticketAt[outcome.chain]!)], outcome.rewindWeights ? { rewindWeights: outcome.rewindWeights } : {});
+          const [id] = store.saveLevel(runIds[outcome.chain]!, [impTicket(outcome, ticketAt[outcome.chain]!, plan.rewindTo === 'weights' ? 'imp' : 'imp-lr-rewind')], outcome.rewindWeights ? { rewindWeights: outcome.rewindWeights } : {});
           if (outcome.control === null) ticketAt[outcome.chain]!.set(outcome.level, id!);
           tracker.finishPiece();
         },
@@ -475,6 +475,7 @@ function impPlan(params: SearchImpParams, { arch, specs }: Prepared, schedule: T
     globalRate: params.rate ?? arch.lthRates.fc,
     globalTensors: prunable.map((s) => s.name),
     rewindIteration: params.rewindIteration,
+    rewindTo: params.rewindTo,
     control: params.control ?? null,
     controlLevels: params.control ? [...new Set(controlLevels)].sort((a, b) => a - b) : [],
     seed: params.seed,
@@ -492,6 +493,7 @@ function impHparams(plan: ImpPlan, validationSize: number): Record<string, unkno
     scope: plan.scope,
     rates: plan.scope === 'layer' ? plan.rates : { global: plan.globalRate },
     rewindIteration: plan.rewindIteration,
+    rewindTo: plan.rewindTo,
     control: plan.control,
     controlLevels: plan.controlLevels,
     seed: plan.seed,
@@ -533,13 +535,13 @@ function trainMetrics(result: TrainResult): Record<string, unknown> {
   };
 }
 
-function impTicket(outcome: ImpOutcome, ticketAt: Map<number, string>): NewTicket {
+function impTicket(outcome: ImpOutcome, ticketAt: Map<number, string>, method: string): NewTicket {
   const isControl = outcome.control !== null;
   return {
     // A control hangs off the ticket of its level; a ticket off the previous level's ticket.
     parentId: (isControl ? ticketAt.get(outcome.level) : ticketAt.get(outcome.level - 1)) ?? null,
     level: outcome.level,
-    method: isControl ? `${outcome.control}-control` : 'imp',
+    method: isControl ? `${outcome.control}-control` : method,
     role: isControl ? 'control' : 'ticket',
     testAccuracy: outcome.result.earlyStop.test.accuracy,
     earlyStopIteration: outcome.result.earlyStop.iteration,

@@ -84,6 +84,23 @@ describe('IMP driver', () => {
     store.close();
   });
 
+  it('rewinding only the learning rate: each level starts from the previous level\'s trained weights, restarted at k', async () => {
+    const dbPath = join(temp(), 'lr-rewind.db');
+    const service = new LabService({ dbPath });
+    const summary = await service.searchImp({ ...small, levels: 2, rewindIteration: 5, rewindTo: 'learning-rate' });
+    service.close();
+    const store = LabStore.open(dbPath, { create: false })!;
+    const [dense, first, second] = summary.tickets.map((t) => store.getTicket(t.id));
+    expect([first!.method, second!.method]).toEqual(['imp-lr-rewind', 'imp-lr-rewind']);
+    // Weights are stored once per digest: the same id is the same tensor, bit for bit.
+    expect(first!.startWeights).toBe(dense!.finalWeights);
+    expect(second!.startWeights).toBe(first!.finalWeights);
+    expect(first!.startWeights).not.toBe(store.getRun(summary.runId).rewindWeights);
+    expect((second!.curve[0] as { iteration: number }).iteration).toBe(5);
+    expect(store.getRun(summary.runId).hparams.rewindTo).toBe('learning-rate');
+    store.close();
+  });
+
   it('rewinds to iteration k: θk is the dense network after k steps, and later levels restart there', async () => {
     const dbPath = join(temp(), 'rewindk.db');
     const service = new LabService({ dbPath });
