@@ -288,6 +288,12 @@ export interface MaskOverlap {
   hamming: number;
   /** Hamming distance / entries. */
   hammingFraction: number;
+  /** |A∩B|, entries kept in both. */
+  both: number;
+  /** |A∩B| / |A| (the lottery-jackpots paper's overlap): the share of A's kept entries that B keeps too; 1 when A keeps nothing. */
+  overlap: number;
+  /** The overlap an independent B would have: its density d_b, since E|A∩B| = |A|·d_b. */
+  chanceOverlap: number;
 }
 
 export interface CompareResult {

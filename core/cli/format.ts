@@ -115,6 +115,8 @@ export function compareTable(c: CompareResult): string {
     String(l.total),
     l.iou.toFixed(4),
     l.chanceIou.toFixed(4),
+    l.overlap.toFixed(4),
+    l.chanceOverlap.toFixed(4),
     String(l.hamming),
     pct(l.hammingFraction),
   ]);
@@ -122,7 +124,7 @@ export function compareTable(c: CompareResult): string {
     `A ${c.a.id}  ${c.a.method} level ${c.a.level}  ${remaining(c.a.sparsity)} remaining`,
     `B ${c.b.id}  ${c.b.method} level ${c.b.level}  ${remaining(c.b.sparsity)} remaining`,
     '',
-    table(['tensor', 'kept A', 'kept B', 'entries', 'IoU', 'chance IoU', 'Hamming', 'Hamming %'], rows, [1, 2, 3, 4, 5, 6, 7]),
+    table(['tensor', 'kept A', 'kept B', 'entries', 'IoU', 'chance IoU', 'overlap |A∩B|/|A|', 'chance', 'Hamming', 'Hamming %'], rows, [1, 2, 3, 4, 5, 6, 7, 8, 9]),
   ];
   if (c.unmatched.length) lines.push('', `not compared (in one ticket only, or shapes differ): ${c.unmatched.join(', ')}`);
   return lines.join('\n');

@@ -1,4 +1,5 @@
-// Mask similarity (ALGORITHMS.md §10): IoU over kept entries with its chance baseline, and Hamming distance.
+// Mask similarity (ALGORITHMS.md §10): IoU over kept entries, the jackpots-style overlap |A∩B|/|A|,
+// each beside its chance baseline, and Hamming distance.
 import type { MaskOverlap } from '../api/schemas';
 import type { LayerMask } from '../pruning/mask';
 
@@ -21,7 +22,10 @@ function countPair(a: Uint8Array, b: Uint8Array): Counts {
   return { total: a.length, keptA, keptB, both };
 }
 
-function overlap(name: string, c: Counts): MaskOverlap {
+/** Similarity of two masks on one tensor or in total (the API's MaskOverlap). */
+export type MaskSimilarity = MaskOverlap;
+
+function overlap(name: string, c: Counts): MaskSimilarity {
   const union = c.keptA + c.keptB - c.both;
   const hamming = union - c.both;
   const da = c.total ? c.keptA / c.total : 0;
@@ -37,18 +41,21 @@ function overlap(name: string, c: Counts): MaskOverlap {
     chanceIou: chanceDenominator === 0 ? 1 : (da * db) / chanceDenominator,
     hamming,
     hammingFraction: c.total ? hamming / c.total : 0,
+    both: c.both,
+    overlap: c.keptA === 0 ? 1 : c.both / c.keptA,
+    chanceOverlap: db,
   };
 }
 
 export interface MaskComparison {
-  layers: MaskOverlap[];
-  total: MaskOverlap;
+  layers: MaskSimilarity[];
+  total: MaskSimilarity;
   unmatched: string[];
 }
 
 /** Compares two masks tensor by tensor on the tensors they share (same name and shape). */
 export function compareMasks(a: readonly LayerMask[], b: readonly LayerMask[]): MaskComparison {
-  const layers: MaskOverlap[] = [];
+  const layers: MaskSimilarity[] = [];
   const sum: Counts = { total: 0, keptA: 0, keptB: 0, both: 0 };
   const unmatched: string[] = [];
   for (const ma of a) {

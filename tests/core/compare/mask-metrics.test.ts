@@ -25,3 +25,23 @@ describe('mask similarity', () => {
     expect(c.unmatched.sort()).toEqual(['w', 'x', 'z']);
   });
 });
+
+describe('overlap |A∩B|/|A|', () => {
+  it('is the share of A kept in B, beside its chance value d_b, checked by hand', () => {
+    // A keeps 2 of 5, B keeps 3 of 5, one entry in both.
+    const c = compareMasks([mask('x', [1, 1, 0, 0, 0])], [mask('x', [1, 0, 1, 1, 0])]);
+    expect(c.total.both).toBe(1);
+    expect(c.total.overlap).toBe(1 / 2);
+    // Independent B: each of A's entries is kept with probability d_b = 3/5.
+    expect(c.total.chanceOverlap).toBe(3 / 5);
+    expect(c.total.iou).toBe(1 / 4);
+    expect(c.total.chanceIou).toBeCloseTo((0.4 * 0.6) / (0.4 + 0.6 - 0.4 * 0.6), 12);
+  });
+
+  it('is 1 for an empty A (vacuously) and in the total sums counts over tensors', () => {
+    const c = compareMasks([mask('x', [0, 0]), mask('y', [1, 1, 1, 0])], [mask('x', [1, 0]), mask('y', [1, 0, 0, 1])]);
+    expect(c.layers.find((l) => l.name === 'x')!.overlap).toBe(1);
+    expect(c.total.overlap).toBe(1 / 3);
+    expect(c.total.chanceOverlap).toBe(3 / 6);
+  });
+});
