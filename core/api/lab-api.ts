@@ -10,6 +10,10 @@ import {
   SearchImpRequest,
   SearchOneShotRequest,
   SearchAtInitRequest,
+  EssentialSparsityRequest,
+  type EssentialSparsityReport,
+  InstabilityRequest,
+  type InstabilityReport,
   ShowTicketRequest,
   type CompareResult,
   type DbInfo,
@@ -36,6 +40,10 @@ export interface LabApi {
   searchOneShot(request: SearchOneShotRequest, options?: CallOptions): Promise<SearchSummary>;
   /** Pruning at initialisation (random, ERK, SNIP, GraSP, SynFlow) to a target sparsity, then training from θ0. */
   searchAtInit(request: SearchAtInitRequest, options?: CallOptions): Promise<SearchSummary>;
+  /** One-shot magnitude sweep of a ticket's trained weights without retraining: where accuracy starts to fall. */
+  essentialSparsity(request: EssentialSparsityRequest, options?: CallOptions): Promise<EssentialSparsityReport>;
+  /** Linear mode connectivity: two copies from the ticket's start, the error barrier on the line between them. */
+  instability(request: InstabilityRequest, options?: CallOptions): Promise<InstabilityReport>;
   listTickets(request: ListTicketsRequest): Promise<TicketSummary[]>;
   showTicket(request: ShowTicketRequest): Promise<TicketDetail>;
   compareTickets(request: CompareTicketsRequest): Promise<CompareResult>;
@@ -50,6 +58,8 @@ export const LAB_API_METHODS = {
   searchImp: SearchImpRequest,
   searchOneShot: SearchOneShotRequest,
   searchAtInit: SearchAtInitRequest,
+  essentialSparsity: EssentialSparsityRequest,
+  instability: InstabilityRequest,
   listTickets: ListTicketsRequest,
   showTicket: ShowTicketRequest,
   compareTickets: CompareTicketsRequest,

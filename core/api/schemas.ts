@@ -133,6 +133,57 @@ export const SearchAtInitRequest = z
 export type SearchAtInitRequest = z.input<typeof SearchAtInitRequest>;
 export type SearchAtInitParams = z.output<typeof SearchAtInitRequest>;
 
+export const EssentialSparsityRequest = z
+  .object({
+    ticket: Id,
+    /** Accuracy drop allowed at the essential sparsity, as a fraction (default 0.01: one point). */
+    tolerance: z.number().gt(0).lt(1).default(0.01),
+    /** Evaluate on the first this many test examples (default: all). */
+    examples: PositiveInt.optional(),
+    /** Where the ticket's dataset is, if it was read with --data-dir. */
+    dataDir: z.string().min(1).optional(),
+  })
+  .strict();
+export type EssentialSparsityRequest = z.input<typeof EssentialSparsityRequest>;
+
+export interface EssentialSparsityReport {
+  ticket: TicketSummary;
+  /** One-shot global magnitude pruning of the ticket's trained weights, no retraining. */
+  curve: Array<{ target: number; sparsity: number; accuracy: number; loss: number }>;
+  denseAccuracy: number;
+  essentialSparsity: number | null;
+  knee: { sparsity: number; secondDifference: number } | null;
+  examples: number;
+}
+
+export const InstabilityRequest = z
+  .object({
+    ticket: Id,
+    /** α = i/(points − 1); default 31 points (α = i/30). */
+    points: PositiveInt.min(2).max(1001).default(31),
+    testExamples: PositiveInt.optional(),
+    /** Both copies see the same data order: the control whose barrier must be 0. */
+    sameDataOrder: z.boolean().default(false),
+    backend: BackendChoice.default('auto'),
+    dataDir: z.string().min(1).optional(),
+  })
+  .strict();
+export type InstabilityRequest = z.input<typeof InstabilityRequest>;
+
+export interface InstabilityReport {
+  ticket: TicketSummary;
+  /** The step both copies started from (the run's rewind point k) and where they ended. */
+  startIteration: number;
+  endIteration: number;
+  curve: Array<{ alpha: number; error: number; loss: number }>;
+  e0: number;
+  e1: number;
+  barrier: number;
+  stable: boolean;
+  testExamples: number;
+  dataSeeds: [number, number] | null;
+}
+
 export const ListTicketsRequest = z
   .object({
     model: Name.optional(),

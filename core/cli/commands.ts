@@ -1,7 +1,7 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { PruneAtInitMethod, SearchAtInitRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
-import { compareTable, dbInfoText, doctorText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+import type { EssentialSparsityRequest, InstabilityRequest, PruneAtInitMethod, SearchAtInitRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import { compareTable, dbInfoText, doctorText, essentialSparsityText, instabilityText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list';
 
@@ -226,6 +226,38 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, _request, [a, b]) {
       const result = await ctx.api.compareTickets({ a: a!, b: b! });
       ctx.out(ctx.json ? JSON.stringify(result, null, 2) : compareTable(result));
+    },
+  },
+  {
+    name: 'essential-sparsity',
+    summary: 'one-shot magnitude sweep of a ticket\'s trained weights, no retraining: where accuracy starts to fall',
+    positionals: ['TICKET'],
+    long: true,
+    options: [
+      { flag: 'tolerance', kind: 'number', help: 'accuracy drop allowed, as a fraction (default 0.01: one point)' },
+      { flag: 'examples', kind: 'int', help: 'evaluate on the first N test examples (default: all)' },
+      { flag: 'data-dir', kind: 'string', help: 'where the ticket\'s dataset is, if it was read from a folder' },
+    ],
+    async run(ctx, request, [ticket]) {
+      const report = await ctx.api.essentialSparsity({ ...request, ticket: ticket! } as EssentialSparsityRequest, callOptions(ctx));
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : essentialSparsityText(report));
+    },
+  },
+  {
+    name: 'instability',
+    summary: 'linear mode connectivity: train two copies from the ticket\'s start, the error barrier between them',
+    positionals: ['TICKET'],
+    long: true,
+    usesBackend: true,
+    options: [
+      { flag: 'points', kind: 'int', help: 'points on the line, α = i/(N−1) (default 31)' },
+      { flag: 'test-examples', kind: 'int', help: 'evaluate on the first N test examples (default: all)' },
+      { flag: 'same-data-order', kind: 'boolean', sets: true, help: 'both copies see the same batches: the control, whose barrier must be 0' },
+      { flag: 'data-dir', kind: 'string', help: 'where the ticket\'s dataset is, if it was read from a folder' },
+    ],
+    async run(ctx, request, [ticket]) {
+      const report = await ctx.api.instability({ ...request, ticket: ticket! } as InstabilityRequest, callOptions(ctx));
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : instabilityText(report));
     },
   },
   {

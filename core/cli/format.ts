@@ -1,5 +1,5 @@
 // Human-readable output of the CLI: aligned tables and small numbers formatted the same way everywhere.
-import type { CompareResult, DbInfo, DoctorReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
+import type { CompareResult, DbInfo, DoctorReport, EssentialSparsityReport, InstabilityReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
 
 export function pct(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(digits)}%`;
@@ -170,4 +170,28 @@ export function doctorText(report: DoctorReport): string {
   for (const warning of chosen.warnings) lines.push(`  warning: ${warning}`);
   lines.push(`  versions: ${Object.entries(report.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   return lines.join('\n');
+}
+
+export function essentialSparsityText(r: EssentialSparsityReport): string {
+  const rows = r.curve.map((p) => [pct(p.target, 0), pct(p.sparsity), pct(p.accuracy), p.loss.toFixed(4)]);
+  return [
+    `${r.ticket.id}  ${r.ticket.method} level ${r.ticket.level}  ${remaining(r.ticket.sparsity)} remaining; one-shot global magnitude, no retraining, ${r.examples} test examples`,
+    '',
+    table(['target', 'sparsity', 'test acc', 'loss'], rows, [0, 1, 2, 3]),
+    '',
+    `unpruned: ${pct(r.denseAccuracy)}`,
+    `essential sparsity (largest within the tolerance of unpruned): ${r.essentialSparsity === null ? 'none' : pct(r.essentialSparsity, 0)}`,
+    `knee (most negative second difference): ${r.knee ? pct(r.knee.sparsity, 0) : 'none'}`,
+  ].join('\n');
+}
+
+export function instabilityText(r: InstabilityReport): string {
+  const rows = r.curve.map((p) => [p.alpha.toFixed(3), pct(p.error), p.loss.toFixed(4)]);
+  return [
+    `${r.ticket.id}  ${r.ticket.method} level ${r.ticket.level}: two copies trained from iteration ${r.startIteration} to ${r.endIteration}${r.dataSeeds ? `, data orders ${r.dataSeeds.join(' and ')}` : ''}; ${r.testExamples} test examples`,
+    '',
+    table(['α', 'test error', 'loss'], rows, [0, 1, 2]),
+    '',
+    `error barrier: ${(100 * r.barrier).toFixed(2)} points (e(0) ${pct(r.e0)}, e(1) ${pct(r.e1)}): ${r.stable ? 'stable' : 'unstable'} (threshold 2 points)`,
+  ].join('\n');
 }

@@ -11,6 +11,10 @@ import {
   DoctorRequest,
   ListRunsRequest,
   ListTicketsRequest,
+  EssentialSparsityRequest,
+  type EssentialSparsityReport,
+  InstabilityRequest,
+  type InstabilityReport,
   PRUNE_AT_INIT_OPTIONS,
   SearchAtInitRequest,
   SearchImpRequest,
@@ -24,10 +28,13 @@ import {
   type SearchAtInitParams,
   type SearchImpParams,
   type SearchOneShotParams,
+  type SearchProgress,
   type SearchSummary,
   type TicketDetail,
   type TicketSummary,
 } from '../api/schemas';
+import { essentialSparsity } from '../compare/essential-sparsity';
+import { instability } from '../compare/instability';
 import { compareMasks } from '../compare/mask-metrics';
 import { type BackendInfo, probeBackends, selectBackend } from '../compute/backend';
 import { softwareVersions } from '../compute/versions';
@@ -386,6 +393,59 @@ export class LabService implements LabApi {
     return { a: toSummary(a), b: toSummary(b), ...comparison };
   }
 
+  /** One-shot magnitude sweep of a ticket's trained weights without retraining (ALGORITHMS.md §10). */
+  async essentialSparsity(request: EssentialSparsityRequest, options: CallOptions = {}): Promise<EssentialSparsityReport> {
+    const params = parseRequest(EssentialSparsityRequest, request);
+    const { store, ticket, run, arch, specs, dataset } = this.ticketContext(params.ticket, params.dataDir);
+    if (!ticket.finalWeights) throw new InvalidRequestError(`Ticket ${ticket.id} has no stored trained weights.`);
+    await selectBackend('auto', { trainsConv: hasConv(arch) });
+    const result = await essentialSparsity({
+      arch, specs, dataset, weights: store.getWeights(ticket.finalWeights), masks: store.getMasks(ticket.id), tolerance: params.tolerance, examples: params.examples, signal: options.signal,
+      onProgress: (p) => options.onProgress?.(measureProgress(run.id, ticket.level, 'essential sparsity', p.done, p.total)),
+    });
+    return { ticket: toSummary(ticket), ...result };
+  }
+
+  /** Linear mode connectivity from the ticket's starting point: two copies, the error barrier between them (ALGORITHMS.md §10). */
+  async instability(request: InstabilityRequest, options: CallOptions = {}): Promise<InstabilityReport> {
+    const params = parseRequest(InstabilityRequest, request);
+    const { store, ticket, run, arch, specs, dataset } = this.ticketContext(params.ticket, params.dataDir);
+    if (!ticket.startWeights) throw new InvalidRequestError(`Ticket ${ticket.id} has no stored start weights.`);
+    const schedule = storedSchedule(run);
+    const startIteration = Number(run.hparams.rewindIteration ?? 0);
+    const backend = await selectBackend(params.backend, { trainsConv: hasConv(arch) });
+    for (const warning of backend.warnings) options.onWarning?.(warning);
+    const result = await instability({
+      arch, specs, dataset, masks: store.getMasks(ticket.id), points: params.points, testExamples: params.testExamples, signal: options.signal,
+      endpoints: { kind: 'train', weights: store.getWeights(ticket.startWeights), startIteration, schedule, seed: run.seed, sameDataOrder: params.sameDataOrder },
+      onProgress: (p) =>
+        options.onProgress?.(
+          p.phase === 'train'
+            ? measureProgress(run.id, ticket.level, 'two copies', p.iteration - p.startIteration, p.endIteration - p.startIteration, p)
+            : measureProgress(run.id, ticket.level, 'interpolate', p.done, p.total),
+        ),
+    });
+    return {
+      ticket: toSummary(ticket), startIteration, endIteration: schedule.iterations, curve: result.curve, e0: result.e0, e1: result.e1,
+      barrier: result.barrier, stable: result.stable, testExamples: result.testExamples, dataSeeds: result.dataSeeds ?? null,
+    };
+  }
+
+  /** A stored ticket with its run, network and the very dataset it was trained on (by digest). */
+  private ticketContext(ticketId: string, dataDir: string | undefined) {
+    const store = this.openStore(false);
+    if (!store) throw new NotFoundError('ticket', ticketId);
+    const ticket = store.getTicket(store.resolveTicketId(ticketId));
+    const run = store.getRun(ticket.runId);
+    const arch = architecture(ticket.architecture);
+    const dataset = loadDataset(ticket.datasetName, { dataDir, validationSize: Number(run.hparams.validationSize ?? 5000) });
+    if (`${dataset.id}@${dataset.digest.slice(0, 16)}` !== run.datasetId) {
+      throw new InvalidRequestError(`Ticket ${ticket.id} was trained on ${run.datasetId}; the ${ticket.datasetName} found here is ${dataset.id}@${dataset.digest.slice(0, 16)}. Point --data-dir at the files it used.`);
+    }
+    const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
+    return { store, ticket, run, arch, specs, dataset };
+  }
+
   async listRuns(request: z.input<typeof ListRunsRequest>): Promise<RunReport[]> {
     parseRequest(ListRunsRequest, request);
     const store = this.openStore(false);
@@ -481,6 +541,19 @@ function impPlan(params: SearchImpParams, { arch, specs }: Prepared, schedule: T
     seed: params.seed,
     schedule,
   };
+}
+
+/** The training schedule a run recorded (scheduleHparams). */
+function storedSchedule(run: RunRecord): TrainSchedule {
+  const h = run.hparams as { iterations?: number; batchSize?: number; evalEvery?: number; optimizer?: TrainSchedule['optimizer'] };
+  if (!h.iterations || !h.batchSize || !h.evalEvery || !h.optimizer) throw new InvalidRequestError(`Run ${run.id} recorded no training schedule.`);
+  return { iterations: h.iterations, batchSize: h.batchSize, evalEvery: h.evalEvery, optimizer: h.optimizer };
+}
+
+/** Progress of a measure on a stored ticket, in the shape the CLI's progress line and the UI take. */
+function measureProgress(runId: string, level: number, piece: string, done: number, total: number, train?: { loss: number | null; valAccuracy: number | null }): SearchProgress {
+  const fraction = total > 0 ? done / total : 0;
+  return { runId, level, levels: level, piece, iteration: done, startIteration: 0, endIteration: total, loss: train?.loss ?? null, valAccuracy: train?.valAccuracy ?? null, fraction, elapsedSeconds: 0, etaSeconds: null };
 }
 
 function scheduleHparams(schedule: TrainSchedule): Record<string, unknown> {
