@@ -69,14 +69,30 @@ export const SearchOneShotRequest = z
     model: Name.optional(),
     dataset: Name.optional(),
     sparsity: Fraction,
-    scope: z.enum(['layer', 'global']).default('layer'),
+    /** Default: per layer for magnitude (LTH); the jackpot is global (its per-layer counts come from one magnitude threshold). */
+    scope: z.enum(['layer', 'global']).optional(),
     /** Prune a stored ticket's trained weights instead of training a dense network first. */
     fromTicket: Id.optional(),
     retrain: z.boolean().default(true),
+    /** Which weights to keep: the largest (magnitude), or a mask searched on the frozen trained weights (lottery jackpot, ALGORITHMS.md §7). */
+    criterion: z.enum(['magnitude', 'jackpot']).default('magnitude'),
+    /** The jackpot's score training: steps, batch and learning rate (defaults 2,000, 256, 0.1). */
+    searchIterations: PositiveInt.max(1_000_000).optional(),
+    searchBatchSize: PositiveInt.max(65_536).optional(),
+    searchLearningRate: z.number().positive('must be positive').max(100).optional(),
     ...TrainingOptions,
   })
   .strict()
   .superRefine(exclusiveBudget)
+  .superRefine((value, ctx) => {
+    if (value.criterion === 'jackpot') {
+      if (value.scope === 'layer') ctx.addIssue({ code: 'custom', path: ['scope'], message: 'the jackpot takes its per-layer counts from one global magnitude threshold; leave scope out' });
+      return;
+    }
+    for (const field of ['searchIterations', 'searchBatchSize', 'searchLearningRate'] as const) {
+      if (value[field] !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: 'an option of the jackpot search (criterion jackpot)' });
+    }
+  })
   .superRefine((value, ctx) => {
     if (!value.fromTicket && (!value.model || !value.dataset)) {
       ctx.addIssue({ code: 'custom', path: ['model'], message: 'give a model and a dataset, or a ticket to start from' });

@@ -189,6 +189,27 @@ export const COMMANDS: CommandDef[] = [
       printSearch(ctx, await ctx.api.searchOneShot(request as SearchOneShotRequest, callOptions(ctx)));
     },
   },
+  {
+    name: 'search jackpot',
+    summary: 'lottery jackpot: search a mask on frozen trained weights (a stored ticket\'s, or a dense network trained first)',
+    positionals: [],
+    long: true,
+    usesBackend: true,
+    options: [
+      MODEL_OPTION,
+      DATASET_OPTION,
+      { flag: 'sparsity', kind: 'number', help: 'fraction of prunable weights to remove, in (0, 1); the classifier stays dense' },
+      { flag: 'from', field: 'fromTicket', kind: 'string', help: 'search on this ticket\'s trained weights instead of training a dense network first' },
+      { flag: 'search-iterations', kind: 'int', help: 'steps of score training (default 2000)' },
+      { flag: 'search-batch', field: 'searchBatchSize', kind: 'int', help: 'batch of score training (default 256)' },
+      { flag: 'search-lr', field: 'searchLearningRate', kind: 'number', help: 'learning rate of score training, SGD with momentum 0.9, cosine (default 0.1)' },
+      { flag: 'retrain', kind: 'boolean', sets: true, help: 'also retrain the found ticket from the rewind point (default: no weight training, as the paper)' },
+      ...TRAINING_OPTIONS,
+    ],
+    async run(ctx, request) {
+      printSearch(ctx, await ctx.api.searchOneShot({ retrain: false, ...request, criterion: 'jackpot' } as SearchOneShotRequest, callOptions(ctx)));
+    },
+  },
   ...(['random', 'erk', 'snip', 'grasp', 'synflow'] as const).map(atInitCommand),
   {
     name: 'tickets',

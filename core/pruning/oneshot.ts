@@ -33,8 +33,8 @@ export type OneShotSource =
   | { kind: 'ticket'; level: number; masks: MaskSet; trainedWeights: WeightSet; rewindWeights: WeightSet };
 
 export interface OneShotProgress {
-  /** dense: the dense network before pruning; retrain: the pruned one from the rewind point; train: the one pruned at θ0. */
-  phase: 'dense' | 'retrain' | 'train';
+  /** dense: the dense network before pruning; prune: a strategy's own search; retrain: the pruned one from the rewind point; train: the one pruned at θ0. */
+  phase: 'dense' | 'prune' | 'retrain' | 'train';
   iteration: number;
   startIteration: number;
   endIteration: number;
@@ -100,7 +100,13 @@ export async function runOneShot(input: OneShotInput): Promise<void> {
 
   const budget = sparsityBudget(masks, plan.sparsity, plan.scope, plan.tensors);
   const strategy = pruningStrategy(plan.method);
-  const prunedMasks = await strategy.prune({ weights: trained, masks, budget, params: plan.methodParams as never, seed: plan.seed, context: { arch, specs, dataset } }, signal);
+  const prunedMasks = await strategy.prune(
+    {
+      weights: trained, masks, budget, params: plan.methodParams as never, seed: plan.seed, context: { arch, specs, dataset },
+      onProgress: (p) => input.onProgress?.({ phase: 'prune', iteration: p.done, startIteration: 0, endIteration: p.total, loss: p.loss ?? null, valAccuracy: null }),
+    },
+    signal,
+  );
   const prunedWeights = trained.map((t) => {
     const m = prunedMasks.find((x) => x.name === t.name);
     return m ? { ...t, values: maskedCopy(t.values, m.bits) } : t;

@@ -2,6 +2,7 @@
 import { InvalidRequestError } from '../api/errors';
 import { erkStrategy } from './erk';
 import { graspStrategy } from './grasp';
+import { jackpotStrategy } from './jackpot';
 import { magnitudeStrategy } from './magnitude';
 import { randomStrategy } from './random';
 import { snipStrategy } from './snip';
@@ -22,6 +23,7 @@ registerPruningStrategy(erkStrategy as PruningStrategy<never>);
 registerPruningStrategy(snipStrategy as PruningStrategy<never>);
 registerPruningStrategy(graspStrategy as PruningStrategy<never>);
 registerPruningStrategy(synflowStrategy as PruningStrategy<never>);
+registerPruningStrategy(jackpotStrategy as PruningStrategy<never>);
 
 export function pruningStrategy<P = Record<string, never>>(id: string): PruningStrategy<P> {
   const strategy = STRATEGIES.get(id);

@@ -25,6 +25,15 @@ export interface PruneInput<P> {
   seed: number;
   /** The network and data, for strategies that score through the network (SNIP, GraSP, SynFlow) or by its shapes (ERK). */
   context?: PruneContext | undefined;
+  /** Progress of a long search (the lottery jackpot's score training, SynFlow's rounds). */
+  onProgress?: ((p: PruneProgress) => void) | undefined;
+}
+
+export interface PruneProgress {
+  done: number;
+  total: number;
+  /** The search's own loss, where it has one. */
+  loss?: number | null | undefined;
 }
 
 /** What scores beyond the weights' own values need. */

@@ -104,7 +104,7 @@ export const synflowStrategy: PruningStrategy<SynflowParams> = {
   id: 'synflow',
   description: 'SynFlow (Tanaka et al. 2020): data-free iterative pruning by synaptic flow, which avoids layer collapse. Global budget only.',
   params: synflowParams,
-  async prune({ weights, masks, budget, params, context }, signal) {
+  async prune({ weights, masks, budget, params, context, onProgress }, signal) {
     if (budget.scope !== 'global') {
       throw new InvalidRequestError('SynFlow ranks all pruned tensors together: give it a global budget (one overall sparsity), not per-layer counts.');
     }
@@ -128,6 +128,7 @@ export const synflowStrategy: PruningStrategy<SynflowParams> = {
       if (keep === kept) continue;
       const scores = await synflowScores({ arch: context.arch, specs: context.specs, weights, masks: next, imageShape });
       pruneToBudget(next, scores, { scope: 'global', keep, tensors: budget.tensors });
+      onProgress?.({ done: round, total: rounds });
     }
     return next;
   },

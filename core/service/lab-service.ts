@@ -254,18 +254,19 @@ export class LabService implements LabApi {
       throw new InvalidRequestError(`iterations: ticket ${from!.ticket.id} rewinds to iteration ${rewindIteration}; retraining needs more than ${rewindIteration} iterations.`);
     }
     // A source ticket fixes the rewind point; otherwise the request does.
-    const planFor = (p: SearchOneShotParams, schedule: TrainSchedule) => ({
-      method: 'magnitude',
-      methodParams: {},
-      sparsity: p.sparsity, scope: p.scope, tensors: prunable, rewindIteration: from ? rewindIteration : p.rewindIteration, retrain: p.retrain, seed: p.seed, schedule,
+    const planFor = (p: SearchOneShotParams, schedule: TrainSchedule): OneShotPlan => ({
+      method: p.criterion,
+      methodParams: p.criterion === 'jackpot' ? jackpotParams(p) : {},
+      sparsity: p.sparsity, scope: p.scope ?? (p.criterion === 'jackpot' ? 'global' : 'layer'), tensors: prunable, rewindIteration: from ? rewindIteration : p.rewindIteration, retrain: p.retrain, seed: p.seed, schedule,
     });
-    const oneShotHparams = (p: ReturnType<typeof planFor>, validation: number): Record<string, unknown> => ({
+    const oneShotHparams = (p: OneShotPlan, validation: number): Record<string, unknown> => ({
+      ...(p.method === 'magnitude' ? {} : { criterion: p.method, methodParams: p.methodParams }),
       sparsity: p.sparsity, scope: p.scope, rewindIteration: p.rewindIteration, retrain: p.retrain, seed: p.seed, ...scheduleHparams(p.schedule),
       fromTicket: from?.ticket.id ?? null, validationSize: validation,
     });
     const plan = planFor(params, prepared.schedule);
     const hparams = oneShotHparams(plan, validationSize);
-    const base = defaultSchedule(SearchOneShotRequest, { model, dataset: datasetName, sparsity: params.sparsity }, prepared);
+    const base = defaultSchedule(SearchOneShotRequest, { model, dataset: datasetName, sparsity: params.sparsity, criterion: params.criterion }, prepared);
     const defaults = oneShotHparams(planFor(base.params, base.schedule), base.params.validationSize);
     const store = this.openStore(true)!;
 
@@ -291,9 +292,12 @@ export class LabService implements LabApi {
         plan,
         source,
         signal: options.signal,
-        onProgress: (p) => tracker.update(p.phase === 'dense' ? 0 : 1, p.phase, p),
+        // A strategy's own search (the jackpot's score training) has its own bar; training fills the search's.
+        onProgress: (p) => (p.phase === 'prune' ? options.onProgress?.(measureProgress(runId, 1, 'prune', p.iteration, p.endIteration, p)) : tracker.update(p.phase === 'dense' ? 0 : 1, p.phase, p)),
         onOutcome: (outcome) => {
-          const [id] = store.saveLevel(runId, [oneShotTicket(outcome, parentId)], outcome.rewindWeights ? { rewindWeights: outcome.rewindWeights } : {});
+          const ticket = oneShotTicket(outcome, parentId);
+          if (outcome.kind === 'pruned' && plan.method !== 'magnitude') ticket.method = plan.method;
+          const [id] = store.saveLevel(runId, [ticket], outcome.rewindWeights ? { rewindWeights: outcome.rewindWeights } : {});
           parentId = id!;
           tracker.finishPiece();
         },
@@ -337,7 +341,7 @@ export class LabService implements LabApi {
         plan,
         source: { kind: 'init', initialWeights: initial },
         signal: options.signal,
-        onProgress: (p) => tracker.update(1, p.phase, p),
+        onProgress: (p) => (p.phase === 'prune' ? options.onProgress?.(measureProgress(runId, 1, 'prune', p.iteration, p.endIteration, p)) : tracker.update(1, p.phase, p)),
         onOutcome: (outcome) => {
           store.saveLevel(runId, [{ ...oneShotTicket(outcome, null), method: params.method }]);
           tracker.finishPiece();
@@ -635,6 +639,14 @@ function atInitParams(p: SearchAtInitParams): unknown {
   }
   const parsed = pruningStrategy(p.method).params.safeParse(raw);
   if (!parsed.success) throw new InvalidRequestError(`${p.method} options: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
+  return parsed.data;
+}
+
+/** The jackpot strategy's parameters from a one-shot request, validated by its own schema. */
+function jackpotParams(p: SearchOneShotParams): unknown {
+  const raw = { iterations: p.searchIterations, batchSize: p.searchBatchSize, learningRate: p.searchLearningRate };
+  const parsed = pruningStrategy('jackpot').params.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
+  if (!parsed.success) throw new InvalidRequestError(`jackpot options: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
   return parsed.data;
 }
 

@@ -52,6 +52,37 @@ describe('pruning at initialisation', () => {
     store.close();
   });
 
+  it('the lottery jackpot searches a mask on a stored ticket\'s trained weights, classifier dense, no weight training', async () => {
+    const dbPath = join(temp(), 'jackpot.db');
+    const service = new LabService({ dbPath });
+    const dense = await service.searchOneShot({ ...small, sparsity: 0.9, scope: 'global', retrain: false });
+    const source = dense.tickets[0]!;
+    const progress: string[] = [];
+    const jackpot = await service.searchOneShot({ fromTicket: source.id, sparsity: 0.9, criterion: 'jackpot', retrain: false, searchIterations: 20, searchBatchSize: 60, backend: 'wasm' }, { onProgress: (p) => progress.push(p.piece) });
+    service.close();
+    expect(progress).toContain('prune');
+    const [ticket] = jackpot.tickets;
+    expect(ticket!.method).toBe('jackpot');
+    expect(ticket!.parentId).toBe(source.id);
+    const store = LabStore.open(dbPath, { create: false })!;
+    const masks = store.getMasks(ticket!.id);
+    const record = store.getTicket(ticket!.id);
+    // No weight training: the final weights are the source's trained weights under the new mask.
+    const trained = store.getWeights(store.getTicket(source.id).finalWeights!);
+    const final = store.getWeights(record.finalWeights!);
+    expect(countKept(masks.find((m) => m.name === 'fc3.kernel')!.bits)).toBe(1000);
+    const hidden = masks.filter((m) => m.name !== 'fc3.kernel').reduce((n, m) => n + countKept(m.bits), 0);
+    // floor(0.1 · 265,200) over the hidden layers: the jackpot's budget leaves the classifier out.
+    expect(hidden).toBe(26_520);
+    for (const m of masks) {
+      const w = final.find((t) => t.name === m.name)!.values;
+      const t = trained.find((x) => x.name === m.name)!.values;
+      for (let i = 0; i < m.bits.length; i++) expect(w[i]).toBe(m.bits[i] ? t[i] : 0);
+    }
+    expect(store.getRun(record.runId).hparams.criterion).toBe('jackpot');
+    store.close();
+  });
+
   it('refuses bad requests before writing anything', async () => {
     const dbPath = join(temp(), 'bad.db');
     const service = new LabService({ dbPath });
@@ -65,6 +96,8 @@ describe('pruning at initialisation', () => {
       { ...small, method: 'random', sparsity: 0.9, rewindIteration: 100 },
       { ...small, method: 'magnitude', sparsity: 0.9 },
     ];
+    await expect(service.searchOneShot({ ...small, sparsity: 0.9, searchIterations: 10 })).rejects.toThrow(/searchIterations: an option of the jackpot/);
+    await expect(service.searchOneShot({ ...small, sparsity: 0.9, criterion: 'jackpot', scope: 'layer' })).rejects.toBeInstanceOf(InvalidRequestError);
     for (const request of bad) {
       await expect(service.searchAtInit(request as never), JSON.stringify(request)).rejects.toBeInstanceOf(InvalidRequestError);
     }
