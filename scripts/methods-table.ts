@@ -9,7 +9,9 @@
 //     [--json results.json]
 //
 // Methods: the pruning-at-initialisation ones (random, erk, snip, grasp, synflow: prune θ0, train T),
-// one-shot magnitude (train dense T, prune globally, retrain T from θ0), and IMP (LTH layer-wise
+// one-shot magnitude (train dense T, prune globally, retrain T from θ0), without weight training
+// after the dense network (omp-no-retrain: its magnitude mask; jackpot: the lottery jackpot's
+// searched mask, default search), and IMP (LTH layer-wise
 // rates, T per level; the level whose sparsity is nearest each target is reported, with its
 // sparsity). IMP's seeds are searched together, one stack per level.
 import { writeFileSync } from 'node:fs';
@@ -74,6 +76,35 @@ async function main(): Promise<void> {
         const { summary, seconds } = await timed(() => service.searchOneShot({ ...common, sparsity: target, scope: 'global', seed }));
         rows.push(row('oneshot-magnitude', target, seed, summary.tickets.at(-1)!, seconds, summary.runId));
         say(rows.at(-1)!);
+      }
+    }
+  }
+  if (methods.includes('jackpot') || methods.includes('omp-no-retrain')) {
+    // Without weight training: one dense network per seed (T iterations), then at each sparsity its
+    // one-shot global magnitude mask and the lottery jackpot's searched mask, neither retrained.
+    for (const seed of seeds) {
+      let denseId: string | undefined;
+      let denseSeconds = 0;
+      for (const target of targets) {
+        const { summary, seconds } = await timed(() =>
+          denseId ? service.searchOneShot({ fromTicket: denseId, sparsity: target, scope: 'global', retrain: false, backend: common.backend }) : service.searchOneShot({ ...common, sparsity: target, scope: 'global', seed, retrain: false }),
+        );
+        // The first call trains the dense network too: every row's cost includes that training.
+        const cost = denseId ? seconds + denseSeconds : seconds;
+        if (!denseId) {
+          denseId = summary.tickets[0]!.id;
+          denseSeconds = seconds;
+        }
+        if (methods.includes('omp-no-retrain')) {
+          rows.push(row('omp-no-retrain', target, seed, summary.tickets.at(-1)!, cost, summary.runId));
+          say(rows.at(-1)!);
+        }
+        if (methods.includes('jackpot')) {
+          const jackpot = await timed(() => service.searchOneShot({ fromTicket: denseId!, sparsity: target, criterion: 'jackpot', retrain: false, backend: common.backend }));
+          // The search's cost includes the dense training it starts from.
+          rows.push(row('jackpot', target, seed, jackpot.summary.tickets[0]!, jackpot.seconds + denseSeconds, jackpot.summary.runId));
+          say(rows.at(-1)!);
+        }
       }
     }
   }
