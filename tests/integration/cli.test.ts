@@ -69,7 +69,7 @@ describe('ticket-lab CLI', () => {
     const db = join(folder, 'lab.db');
     const cases: Array<[string[], number, RegExp]> = [
       [['search', 'imp', '--model', 'resnet-9000', '--dataset', 'mnist'], 2, /Unknown model 'resnet-9000'. Valid models: lenet-300-100, conv-2, conv-4, conv-6/],
-      [['search', 'imp', '--model', 'lenet-300-100', '--dataset', 'svhn'], 2, /Unknown dataset 'svhn'. Valid datasets: mnist, fashion-mnist/],
+      [['search', 'imp', '--model', 'lenet-300-100', '--dataset', 'svhn'], 2, /Unknown dataset 'svhn'. Valid datasets: mnist, fashion-mnist, cifar10/],
       [['search', 'imp', ...tiny, '--rate', '1.5'], 2, /rate: must be less than 1/],
       [['search', 'imp', ...tiny, '--rate', '0'], 2, /rate: must be greater than 0/],
       [['search', 'imp', ...tiny, '--rate', 'fast'], 2, /--rate expects a number, got 'fast'/],
