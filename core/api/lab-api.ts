@@ -10,6 +10,8 @@ import {
   SearchImpRequest,
   SearchOneShotRequest,
   SearchAtInitRequest,
+  CriteriaOverlapRequest,
+  type CriteriaOverlapReport,
   EssentialSparsityRequest,
   type EssentialSparsityReport,
   InstabilityRequest,
@@ -40,6 +42,8 @@ export interface LabApi {
   searchOneShot(request: SearchOneShotRequest, options?: CallOptions): Promise<SearchSummary>;
   /** Pruning at initialisation (random, ERK, SNIP, GraSP, SynFlow) to a target sparsity, then training from θ0. */
   searchAtInit(request: SearchAtInitRequest, options?: CallOptions): Promise<SearchSummary>;
+  /** Overlap of a ticket's mask with what magnitude, SNIP, GraSP, SynFlow and random would keep at its sparsity. */
+  criteriaOverlap(request: CriteriaOverlapRequest, options?: CallOptions): Promise<CriteriaOverlapReport>;
   /** One-shot magnitude sweep of a ticket's trained weights without retraining: where accuracy starts to fall. */
   essentialSparsity(request: EssentialSparsityRequest, options?: CallOptions): Promise<EssentialSparsityReport>;
   /** Linear mode connectivity: two copies from the ticket's start, the error barrier on the line between them. */
@@ -58,6 +62,7 @@ export const LAB_API_METHODS = {
   searchImp: SearchImpRequest,
   searchOneShot: SearchOneShotRequest,
   searchAtInit: SearchAtInitRequest,
+  criteriaOverlap: CriteriaOverlapRequest,
   essentialSparsity: EssentialSparsityRequest,
   instability: InstabilityRequest,
   listTickets: ListTicketsRequest,

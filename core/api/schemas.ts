@@ -200,6 +200,31 @@ export interface InstabilityReport {
   dataSeeds: [number, number] | null;
 }
 
+export const CriteriaOverlapRequest = z
+  .object({
+    ticket: Id,
+    /** Default: magnitude, snip, grasp, synflow, random (synflow only with the global scope). */
+    criteria: z.array(z.enum(['magnitude', 'snip', 'grasp', 'synflow', 'random'])).min(1).max(5).optional(),
+    scope: z.enum(['layer', 'global']).default('global'),
+    /** SynFlow's rounds (default 100). */
+    synflowRounds: PositiveInt.max(1000).optional(),
+    dataDir: z.string().min(1).optional(),
+  })
+  .strict();
+export type CriteriaOverlapRequest = z.input<typeof CriteriaOverlapRequest>;
+
+export interface CriteriaOverlapReport {
+  ticket: TicketSummary;
+  scope: 'global' | 'layer';
+  kept: number;
+  sparsity: number;
+  /** What magnitude scored: the weights the ticket was pruned from (its parent's trained weights), or its own when it has no parent. */
+  trainedFrom: 'parent' | 'own';
+  criteria: Array<{ criterion: string; scored: 'trained' | 'start' | 'none'; total: MaskOverlap; layers: MaskOverlap[] }>;
+  /** A criterion whose scored weights are zero wherever the ticket prunes sees its mask: its overlap is inflated. */
+  warnings: string[];
+}
+
 export const ListTicketsRequest = z
   .object({
     model: Name.optional(),

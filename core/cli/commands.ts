@@ -1,9 +1,9 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { EssentialSparsityRequest, InstabilityRequest, PruneAtInitMethod, SearchAtInitRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
-import { compareTable, dbInfoText, doctorText, essentialSparsityText, instabilityText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+import type { CriteriaOverlapRequest, EssentialSparsityRequest, InstabilityRequest, PruneAtInitMethod, SearchAtInitRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, instabilityText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
-export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list';
+export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'string-list';
 
 export interface OptionDef {
   flag: string;
@@ -247,6 +247,22 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, _request, [a, b]) {
       const result = await ctx.api.compareTickets({ a: a!, b: b! });
       ctx.out(ctx.json ? JSON.stringify(result, null, 2) : compareTable(result));
+    },
+  },
+  {
+    name: 'overlap',
+    summary: 'overlap of a ticket\'s mask with what magnitude, SNIP, GraSP, SynFlow and random keep at its sparsity',
+    positionals: ['TICKET'],
+    long: true,
+    options: [
+      { flag: 'criteria', kind: 'string-list', help: 'some of magnitude,snip,grasp,synflow,random (default all)' },
+      { flag: 'scope', kind: 'string', help: 'global (default: the ticket\'s total count) | layer (its count per tensor)' },
+      { flag: 'synflow-rounds', kind: 'int', help: 'SynFlow rounds (default 100)' },
+      { flag: 'data-dir', kind: 'string', help: 'where the ticket\'s dataset is, if it was read from a folder' },
+    ],
+    async run(ctx, request, [ticket]) {
+      const report = await ctx.api.criteriaOverlap({ ...request, ticket: ticket! } as CriteriaOverlapRequest, callOptions(ctx));
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : criteriaOverlapText(report));
     },
   },
   {

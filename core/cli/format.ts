@@ -1,5 +1,5 @@
 // Human-readable output of the CLI: aligned tables and small numbers formatted the same way everywhere.
-import type { CompareResult, DbInfo, DoctorReport, EssentialSparsityReport, InstabilityReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
+import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, InstabilityReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
 
 export function pct(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(digits)}%`;
@@ -193,5 +193,15 @@ export function instabilityText(r: InstabilityReport): string {
     table(['α', 'test error', 'loss'], rows, [0, 1, 2]),
     '',
     `error barrier: ${(100 * r.barrier).toFixed(2)} points (e(0) ${pct(r.e0)}, e(1) ${pct(r.e1)}): ${r.stable ? 'stable' : 'unstable'} (threshold 2 points)`,
+  ].join('\n');
+}
+
+export function criteriaOverlapText(r: CriteriaOverlapReport): string {
+  const rows = r.criteria.map((c) => [c.criterion, c.scored, c.total.overlap.toFixed(4), c.total.chanceOverlap.toFixed(4), c.total.iou.toFixed(4), c.total.chanceIou.toFixed(4)]);
+  return [
+    `${r.ticket.id}  ${r.ticket.method} level ${r.ticket.level}: ${r.kept} kept (${pct(r.sparsity)} sparsity), ${r.scope} scope; magnitude scores ${r.trainedFrom === 'parent' ? 'the parent ticket\'s trained weights' : 'the ticket\'s own weights'}`,
+    '',
+    table(['criterion', 'scores', 'overlap |A∩B|/|A|', 'chance', 'IoU', 'chance IoU'], rows, [2, 3, 4, 5]),
+    ...r.warnings.map((w) => `warning: ${w}`),
   ].join('\n');
 }

@@ -79,6 +79,11 @@ function parseValue(def: OptionDef, raw: string | boolean): unknown {
       if (s.trim() === '' || !Number.isFinite(x)) throw new UsageError(`${flag} expects a number, got '${s}'`);
       return x;
     }
+    case 'string-list': {
+      const parts = String(raw).split(',').map((p) => p.trim());
+      if (parts.some((p) => p === '')) throw new UsageError(`${flag} expects names separated by commas, got '${String(raw)}'`);
+      return parts;
+    }
     case 'int-list': {
       const parts = String(raw).split(',');
       if (!parts.every((p) => /^\d+$/.test(p.trim()))) throw new UsageError(`${flag} expects whole numbers separated by commas, got '${String(raw)}'`);

@@ -11,6 +11,8 @@ import {
   DoctorRequest,
   ListRunsRequest,
   ListTicketsRequest,
+  CriteriaOverlapRequest,
+  type CriteriaOverlapReport,
   EssentialSparsityRequest,
   type EssentialSparsityReport,
   InstabilityRequest,
@@ -33,6 +35,7 @@ import {
   type TicketDetail,
   type TicketSummary,
 } from '../api/schemas';
+import { criteriaOverlap } from '../compare/criteria-overlap';
 import { essentialSparsity } from '../compare/essential-sparsity';
 import { instability } from '../compare/instability';
 import { compareMasks } from '../compare/mask-metrics';
@@ -438,6 +441,35 @@ export class LabService implements LabApi {
     return {
       ticket: toSummary(ticket), startIteration, endIteration: schedule.iterations, curve: result.curve, e0: result.e0, e1: result.e1,
       barrier: result.barrier, stable: result.stable, testExamples: result.testExamples, dataSeeds: result.dataSeeds ?? null,
+    };
+  }
+
+  /** Overlap of a ticket's mask with the masks magnitude, SNIP, GraSP, SynFlow and random keep at its sparsity (the jackpots paper's comparison). */
+  async criteriaOverlap(request: CriteriaOverlapRequest, options: CallOptions = {}): Promise<CriteriaOverlapReport> {
+    const params = parseRequest(CriteriaOverlapRequest, request);
+    const { store, ticket, run, arch, specs, dataset } = this.ticketContext(params.ticket, params.dataDir);
+    // SNIP, GraSP and SynFlow score where training started (θk of the run, else the lineage's first
+    // start, θ0): a pruned ticket's own start (a jackpot's, say) is already zero where it prunes.
+    const root = store.ancestors(ticket.id)[0] ?? ticket;
+    const startId = run.rewindWeights ?? root.startWeights ?? ticket.startWeights;
+    if (!startId) throw new InvalidRequestError(`Ticket ${ticket.id} has no stored start weights.`);
+    // Magnitude ranks the weights the ticket was pruned from: its parent's trained ones.
+    const parent = ticket.parentId ? store.getTicket(ticket.parentId) : undefined;
+    const trainedId = parent?.finalWeights ?? ticket.finalWeights ?? startId;
+    await selectBackend('auto', { trainsConv: hasConv(arch) });
+    const result = await criteriaOverlap({
+      arch, specs, dataset, masks: store.getMasks(ticket.id), startWeights: store.getWeights(startId), trainedWeights: store.getWeights(trainedId),
+      criteria: params.criteria, scope: params.scope, seed: run.seed, params: params.synflowRounds ? { synflow: { rounds: params.synflowRounds } } : undefined, signal: options.signal,
+      onProgress: (p) => options.onProgress?.(measureProgress(run.id, ticket.level, `criteria (${p.criterion})`, p.done, p.total)),
+    });
+    const warnings: string[] = [];
+    for (const [kind, zero] of Object.entries(result.weightsZeroWherePruned)) {
+      const inflated = result.criteria.filter((c) => c.scored === kind).map((c) => c.criterion);
+      if (zero && inflated.length > 0) warnings.push(`the ${kind} weights are zero wherever the ticket prunes: ${inflated.join(', ')} see its mask, their overlap is inflated`);
+    }
+    return {
+      ticket: toSummary(ticket), scope: result.scope, kept: result.kept, sparsity: result.sparsity, trainedFrom: parent?.finalWeights ? 'parent' : 'own',
+      criteria: result.criteria.map((c) => ({ criterion: c.criterion, scored: c.scored, total: c.total, layers: c.layers })), warnings,
     };
   }
 

@@ -9,7 +9,7 @@ const temp = useTempFolder();
 const small = { model: 'lenet-300-100', dataset: 'mnist', iterations: 30, evalEvery: 10, validationSize: 500, backend: 'wasm' as const };
 
 describe('measures on stored tickets, through the service', () => {
-  it('essential sparsity and instability of a stored ticket, with progress; the same data order gives no barrier', async () => {
+  it('essential sparsity, instability and criteria overlap of a stored ticket, with progress; the same data order gives no barrier', async () => {
     const service = new LabService({ dbPath: join(temp(), 'measures.db') });
     const search = await service.searchImp({ ...small, levels: 1, rewindIteration: 10 });
     const [dense, pruned] = search.tickets;
@@ -30,6 +30,15 @@ describe('measures on stored tickets, through the service', () => {
     expect(different.dataSeeds).toEqual([0, 1]);
     expect(different.curve.map((p) => p.alpha)).toEqual([0, 0.25, 0.5, 0.75, 1]);
     expect(different.curve.some((p) => p.error !== different.curve[0]!.error)).toBe(true);
+
+    // IMP's level 1 is layer-wise magnitude of level 0's trained weights: the same criterion, per layer, finds the same mask.
+    const overlap = await service.criteriaOverlap({ ticket: pruned!.id, scope: 'layer', criteria: ['magnitude', 'random', 'snip'] });
+    expect(overlap.trainedFrom).toBe('parent');
+    const byName = Object.fromEntries(overlap.criteria.map((c) => [c.criterion, c.total]));
+    expect(byName.magnitude!.overlap).toBe(1);
+    expect(Math.abs(byName.random!.overlap - byName.random!.chanceOverlap)).toBeLessThan(0.02);
+    expect(overlap.warnings).toEqual([]);
+    await expect(service.criteriaOverlap({ ticket: pruned!.id, criteria: ['obd'] } as never)).rejects.toBeInstanceOf(InvalidRequestError);
 
     await expect(service.instability({ ticket: 'tk_nosuch' })).rejects.toBeInstanceOf(NotFoundError);
     await expect(service.essentialSparsity({ ticket: dense!.id, tolerance: 2 })).rejects.toBeInstanceOf(InvalidRequestError);
