@@ -4,7 +4,7 @@
 //   node dist/bench/run-bench.js --quick    fewer steps and repetitions (under a minute or so)
 //   node dist/bench/run-bench.js --json     the same numbers as one JSON document on stdout
 //   --torch-threads N                       PyTorch's thread count (default 1, like TF.js wasm in Node)
-//   --sections a,b                          only these: stack, conv, throughput, imp, masks, store (default all)
+//   --sections a,b                          only these: stack, conv, throughput, imp, methods, masks, store (default all)
 //   --backends webgpu,wasm --stacks 1,64,256 --torch-device cuda|cpu|none
 //                                           the stacked-training and conv sections: backends, stack sizes K
 //                                           (stack only), PyTorch's device
@@ -15,6 +15,7 @@ import { cpus, loadavg, totalmem } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { loadDataset } from '../core/data/datasets';
 import { type ImpTimingPlan, impTable, measureImp } from './imp-timing';
+import { type MethodsPlan, measureMethods, methodsTable } from './methods-timing';
 import { lenetTicket } from './lenet-ticket';
 import { maskStorageTable, measureMaskStorage } from './mask-storage';
 import { seconds } from './stopwatch';
@@ -34,6 +35,7 @@ interface BenchPlan {
   backends: { 'tfjs-node': StepPlan; wasm: StepPlan; cpu: StepPlan };
   torch: Omit<TorchPlan, 'threads'>;
   imp: ImpTimingPlan;
+  methods: MethodsPlan;
   maskRepetitions: number;
   storeRepetitions: number;
 }
@@ -49,6 +51,7 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
     backends: { 'tfjs-node': { warmup: 20, steps: 200 }, wasm: { warmup: 20, steps: 200 }, cpu: { warmup: 10, steps: 30 } },
     torch: { warmup: 50, steps: 1000 },
     imp: { levels: 2, iterations: 300, evalEvery: 100 },
+    methods: { iterations: 500, jackpotIterations: 500 },
     maskRepetitions: 5,
     storeRepetitions: 9,
   },
@@ -61,12 +64,13 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
     backends: { 'tfjs-node': { warmup: 10, steps: 50 }, wasm: { warmup: 10, steps: 50 }, cpu: { warmup: 10, steps: 10 } },
     torch: { warmup: 20, steps: 200 },
     imp: { levels: 1, iterations: 100, evalEvery: 100 },
+    methods: { iterations: 50, jackpotIterations: 50 },
     maskRepetitions: 1,
     storeRepetitions: 3,
   },
 };
 
-const SECTIONS = ['stack', 'conv', 'throughput', 'imp', 'masks', 'store'] as const;
+const SECTIONS = ['stack', 'conv', 'throughput', 'imp', 'methods', 'masks', 'store'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -79,7 +83,7 @@ interface Options {
   torchDevice: string | null;
 }
 
-const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,conv,throughput,imp,masks,store] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
+const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,conv,throughput,imp,methods,masks,store] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
 
 function list(value: string | undefined, flag: string): string[] {
   if (!value) throw new UsageError(`${flag} needs a value (${USAGE})`);
@@ -195,6 +199,8 @@ async function main(): Promise<void> {
   // Section 3 runs as a search would: the LTH split with 5,000 validation images.
   const imp = wants('imp') ? await measureImp(loadDataset('mnist'), plan.imp, SEED, log) : undefined;
   if (imp) show(impTable(imp));
+  const methods = wants('methods') ? await measureMethods(plan.methods, SEED, log) : undefined;
+  if (methods) show(methodsTable(methods, plan.methods));
 
   const masks = wants('masks') ? await measureMaskStorage(plan.maskRepetitions, SEED, log) : undefined;
   if (masks) show(maskStorageTable(masks, plan.maskRepetitions));
@@ -205,7 +211,7 @@ async function main(): Promise<void> {
   const totalSeconds = seconds(began);
   if (options.json) {
     // JSON has no NaN or Infinity: JSON.stringify writes them as null (a ratio with no bound, say).
-    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, conv, training: throughput, torch, imp, masks, store }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, conv, training: throughput, torch, imp, methods, masks, store }, null, 2)}\n`);
   } else {
     process.stdout.write(`\nTotal ${fixed(totalSeconds, 1)} s.\n`);
   }
