@@ -45,31 +45,7 @@ export class MaskedNetwork {
 
   /** Logits for a batch [n, h, w, c]. Call inside tf.tidy or a gradient function. */
   forward(x: tf.Tensor4D): tf.Tensor2D {
-    let h: tf.Tensor = x;
-    for (const layer of this.arch.layers) {
-      switch (layer.kind) {
-        case 'conv2d':
-          h = tf.fused.conv2d({
-            x: h as tf.Tensor4D,
-            filter: this.kernel(`${layer.name}.kernel`) as tf.Tensor4D,
-            strides: 1,
-            pad: 'same',
-            bias: this.params.get(`${layer.name}.bias`)!,
-            activation: 'relu',
-          });
-          break;
-        case 'maxpool':
-          h = tf.maxPool(h as tf.Tensor4D, layer.size, layer.size, 'valid');
-          break;
-        case 'flatten':
-          h = tf.reshape(h, [h.shape[0]!, -1]);
-          break;
-        case 'dense':
-          h = dense(h as tf.Tensor2D, this.kernel(`${layer.name}.kernel`) as tf.Tensor2D, this.params.get(`${layer.name}.bias`)! as tf.Tensor1D, layer.activation);
-          break;
-      }
-    }
-    return h as tf.Tensor2D;
+    return zooForward(this.arch, (name) => (name.endsWith('.kernel') ? this.kernel(name) : this.params.get(name)!), x);
   }
 
   /** Re-apply the masks to the variables: the guard that keeps pruned weights exactly zero. */
@@ -121,4 +97,44 @@ export function maskedCopy(values: Float32Array, bits: Uint8Array): Float32Array
   const out = new Float32Array(values.length);
   for (let i = 0; i < values.length; i++) out[i] = bits[i] ? values[i]! : 0;
   return out;
+}
+
+/**
+ * A zoo architecture's logits for a batch [n, h, w, c], every parameter read through `param`.
+ * Default ops: the fused conv and the dense layer whose gradient WASM computes fast. `plainOps`:
+ * conv, bias and ReLU as separate ops and a plain matMul, which TF.js can differentiate twice (the
+ * fused conv and the custom dense gradient cannot); slower, for second-order scores (GraSP).
+ */
+export function zooForward(arch: Architecture, param: (name: string) => tf.Tensor, x: tf.Tensor4D, plainOps = false): tf.Tensor2D {
+  let h: tf.Tensor = x;
+  for (const layer of arch.layers) {
+    switch (layer.kind) {
+      case 'conv2d': {
+        const filter = param(`${layer.name}.kernel`) as tf.Tensor4D;
+        const bias = param(`${layer.name}.bias`);
+        h = plainOps
+          ? tf.relu(tf.add(tf.conv2d(h as tf.Tensor4D, filter, 1, 'same'), bias))
+          : tf.fused.conv2d({ x: h as tf.Tensor4D, filter, strides: 1, pad: 'same', bias, activation: 'relu' });
+        break;
+      }
+      case 'maxpool':
+        h = tf.maxPool(h as tf.Tensor4D, layer.size, layer.size, 'valid');
+        break;
+      case 'flatten':
+        h = tf.reshape(h, [h.shape[0]!, -1]);
+        break;
+      case 'dense': {
+        const kernel = param(`${layer.name}.kernel`) as tf.Tensor2D;
+        const bias = param(`${layer.name}.bias`) as tf.Tensor1D;
+        if (plainOps) {
+          const z = tf.add(tf.matMul(h as tf.Tensor2D, kernel), bias);
+          h = layer.activation === 'relu' ? tf.relu(z) : z;
+        } else {
+          h = dense(h as tf.Tensor2D, kernel, bias, layer.activation);
+        }
+        break;
+      }
+    }
+  }
+  return h as tf.Tensor2D;
 }

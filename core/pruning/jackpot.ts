@@ -9,13 +9,12 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { InvalidRequestError, TrainingDivergedError, throwIfAborted } from '../api/errors';
 import { BatchOrder, fillBatch } from '../data/datasets';
-import type { Architecture, ParamSpec } from '../models/architectures';
-import { dense } from '../models/dense-layer';
-import { maskedCopy, variableFrom } from '../models/network';
+import type { ParamSpec } from '../models/architectures';
+import { variableFrom, zooForward } from '../models/network';
 import type { WeightSet } from '../models/weights';
 import { ceilFraction } from './budget';
 import { type LayerMask, type MaskSet, cloneMasks, countKept } from './mask';
-import { type ScoringContext, budgetTensors, requireScoringContext } from './score-network';
+import { type ScoringContext, budgetTensors, maskedValues, requireScoringContext } from './score-network';
 import { pruneLowest } from './select';
 import type { PruneBudget, PruneInput, PruningStrategy } from './strategy';
 
@@ -285,15 +284,7 @@ class JackpotModel {
     budget: readonly JackpotLayerBudget[],
   ) {
     // Every check before the first tensor, so a refusal leaks nothing.
-    const values = context.specs.map((spec) => {
-      const w = weights.find((t) => t.name === spec.name);
-      if (!w || w.values.length !== spec.shape.reduce((a, b) => a * b, 1)) {
-        throw new InvalidRequestError(`The weights to search have no tensor '${spec.name}' of shape [${spec.shape.join(', ')}].`);
-      }
-      const mask = inputMasks.find((m) => m.name === spec.name);
-      // Weights stored as §0 says are zero where pruned already; this keeps the forward the masked network's otherwise.
-      return mask ? maskedCopy(w.values, mask.bits) : w.values;
-    });
+    const values = maskedValues(context.specs, weights, inputMasks, 'search');
     context.specs.forEach((spec, i) => {
       const layer = budget.find((l) => l.name === spec.name);
       const weight = tf.tensor(values[i]!, spec.shape, 'float32');
@@ -334,7 +325,7 @@ class JackpotModel {
       const { value, grads } = tf.variableGrads(() => {
         const effective = new Map(this.layers.map((l) => [l.name, straightThrough(l.weight, l.binary)(l.score)]));
         const param = (name: string) => effective.get(name) ?? this.fixed.get(name)!;
-        return tf.losses.softmaxCrossEntropy(labels, forward(this.context.arch, param, images)) as tf.Scalar;
+        return tf.losses.softmaxCrossEntropy(labels, zooForward(this.context.arch, param, images)) as tf.Scalar;
       }, scores);
       // PyTorch SGD: g += wd·s; buf = μ·buf + g; s -= lr·buf (the first step's buf is g, as from a zero buffer).
       for (const layer of this.layers) {
@@ -372,31 +363,6 @@ class JackpotModel {
     for (const t of this.fixed.values()) t.dispose();
     for (const l of this.layers) tf.dispose([l.weight, l.binary, l.score, l.momentum]);
   }
-}
-
-/**
- * Logits for a batch [n, h, w, c], parameters read through `param`: MaskedNetwork's ops, whose dense
- * layer has the gradient WASM computes fast (score-network.ts's plain matMul is 10× slower there at batch 256).
- */
-function forward(arch: Architecture, param: (name: string) => tf.Tensor, x: tf.Tensor4D): tf.Tensor2D {
-  let h: tf.Tensor = x;
-  for (const layer of arch.layers) {
-    switch (layer.kind) {
-      case 'conv2d':
-        h = tf.fused.conv2d({ x: h as tf.Tensor4D, filter: param(`${layer.name}.kernel`) as tf.Tensor4D, strides: 1, pad: 'same', bias: param(`${layer.name}.bias`), activation: 'relu' });
-        break;
-      case 'maxpool':
-        h = tf.maxPool(h as tf.Tensor4D, layer.size, layer.size, 'valid');
-        break;
-      case 'flatten':
-        h = tf.reshape(h, [h.shape[0]!, -1]);
-        break;
-      case 'dense':
-        h = dense(h as tf.Tensor2D, param(`${layer.name}.kernel`) as tf.Tensor2D, param(`${layer.name}.bias`) as tf.Tensor1D, layer.activation);
-        break;
-    }
-  }
-  return h as tf.Tensor2D;
 }
 
 /**

@@ -7,7 +7,7 @@ import { InvalidRequestError } from '../api/errors';
 import { Rng } from '../compute/rng';
 import { type LoadedDataset, fillBatch } from '../data/datasets';
 import type { Architecture, ParamSpec } from '../models/architectures';
-import { maskedCopy } from '../models/network';
+import { maskedCopy, zooForward } from '../models/network';
 import type { WeightSet } from '../models/weights';
 import type { MaskSet } from './mask';
 import type { PruneBudget, PruneContext } from './strategy';
@@ -77,30 +77,25 @@ export function scoringBatch(dataset: LoadedDataset, examplesPerClass: number, s
   return { x, labels, count };
 }
 
-/** Logits of `arch` for a batch [n, h, w, c], every parameter read through `param`. Plain ops, no masks. */
-export function scoringForward(arch: Architecture, param: (name: string) => tf.Tensor, x: tf.Tensor4D): tf.Tensor2D {
-  let h: tf.Tensor = x;
-  for (const layer of arch.layers) {
-    switch (layer.kind) {
-      case 'conv2d': {
-        const z = tf.conv2d(h as tf.Tensor4D, param(`${layer.name}.kernel`) as tf.Tensor4D, 1, 'same');
-        h = tf.relu(tf.add(z, param(`${layer.name}.bias`)));
-        break;
-      }
-      case 'maxpool':
-        h = tf.maxPool(h as tf.Tensor4D, layer.size, layer.size, 'valid');
-        break;
-      case 'flatten':
-        h = tf.reshape(h, [h.shape[0]!, -1]);
-        break;
-      case 'dense': {
-        const z = tf.add(tf.matMul(h as tf.Tensor2D, param(`${layer.name}.kernel`) as tf.Tensor2D), param(`${layer.name}.bias`));
-        h = layer.activation === 'relu' ? tf.relu(z) : z;
-        break;
-      }
+/**
+ * Every parameter's values, in spec order, zero where its mask prunes (a no-op on weights stored as
+ * ALGORITHMS.md §0 says; it keeps the forward the masked network's otherwise). Refuses a missing or
+ * mis-shaped tensor, naming what the weights were for.
+ */
+export function maskedValues(specs: readonly ParamSpec[], weights: WeightSet, masks: MaskSet, purpose: string): Float32Array[] {
+  return specs.map((spec) => {
+    const w = weights.find((t) => t.name === spec.name);
+    if (!w || w.values.length !== spec.shape.reduce((a, b) => a * b, 1)) {
+      throw new InvalidRequestError(`The weights to ${purpose} have no tensor '${spec.name}' of shape [${spec.shape.join(', ')}].`);
     }
-  }
-  return h as tf.Tensor2D;
+    const mask = masks.find((m) => m.name === spec.name);
+    return mask ? maskedCopy(w.values, mask.bits) : w.values;
+  });
+}
+
+/** Logits of `arch` for a batch [n, h, w, c], every parameter read through `param`. Plain ops (twice differentiable), no masks. */
+export function scoringForward(arch: Architecture, param: (name: string) => tf.Tensor, x: tf.Tensor4D): tf.Tensor2D {
+  return zooForward(arch, param, x, true);
 }
 
 /**
@@ -158,15 +153,7 @@ export class ScoringNetwork {
   ) {
     this.names = [...names];
     // Every check before the first tensor, so a refusal leaks nothing.
-    const values = context.specs.map((spec) => {
-      const w = weights.find((t) => t.name === spec.name);
-      if (!w || w.values.length !== spec.shape.reduce((a, b) => a * b, 1)) {
-        throw new InvalidRequestError(`The weights to score have no tensor '${spec.name}' of shape [${spec.shape.join(', ')}].`);
-      }
-      const mask = masks.find((m) => m.name === spec.name);
-      // Zeroing is a no-op on weights stored as the convention says, and keeps the forward the masked network's otherwise.
-      return mask ? maskedCopy(w.values, mask.bits) : w.values;
-    });
+    const values = maskedValues(context.specs, weights, masks, 'score');
     const theta = new Map<string, tf.Tensor>();
     context.specs.forEach((spec, i) => {
       (names.includes(spec.name) ? theta : this.fixed).set(spec.name, tf.tensor(values[i]!, spec.shape, 'float32'));
