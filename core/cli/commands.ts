@@ -52,6 +52,8 @@ const TRAINING_OPTIONS: OptionDef[] = [
   { flag: 'data-dir', kind: 'string', help: 'the dataset\'s files: MNIST-like IDX files (raw or .gz); CIFAR-10 binary batches, an image folder or a zip of one' },
 ];
 
+/** For measures on a stored ticket: its run's dataset, checked by digest. */
+const TICKET_DATA_DIR_OPTION: OptionDef = { flag: 'data-dir', kind: 'string', help: 'where the ticket\'s dataset is, if it was read from a folder' };
 const MODEL_OPTION: OptionDef = { flag: 'model', kind: 'string', help: 'lenet-300-100 | conv-2 | conv-4 | conv-6' };
 const DATASET_OPTION: OptionDef = { flag: 'dataset', kind: 'string', help: 'mnist | fashion-mnist | cifar10' };
 
@@ -258,7 +260,7 @@ export const COMMANDS: CommandDef[] = [
       { flag: 'criteria', kind: 'string-list', help: 'some of magnitude,snip,grasp,synflow,random (default all)' },
       { flag: 'scope', kind: 'string', help: 'global (default: the ticket\'s total count) | layer (its count per tensor)' },
       { flag: 'synflow-rounds', kind: 'int', help: 'SynFlow rounds (default 100)' },
-      { flag: 'data-dir', kind: 'string', help: 'where the ticket\'s dataset is, if it was read from a folder' },
+      TICKET_DATA_DIR_OPTION,
     ],
     async run(ctx, request, [ticket]) {
       const report = await ctx.api.criteriaOverlap({ ...request, ticket: ticket! } as CriteriaOverlapRequest, callOptions(ctx));
@@ -273,7 +275,7 @@ export const COMMANDS: CommandDef[] = [
     options: [
       { flag: 'tolerance', kind: 'number', help: 'accuracy drop allowed, as a fraction (default 0.01: one point)' },
       { flag: 'examples', kind: 'int', help: 'evaluate on the first N test examples (default: all)' },
-      { flag: 'data-dir', kind: 'string', help: 'where the ticket\'s dataset is, if it was read from a folder' },
+      TICKET_DATA_DIR_OPTION,
     ],
     async run(ctx, request, [ticket]) {
       const report = await ctx.api.essentialSparsity({ ...request, ticket: ticket! } as EssentialSparsityRequest, callOptions(ctx));
@@ -290,7 +292,7 @@ export const COMMANDS: CommandDef[] = [
       { flag: 'points', kind: 'int', help: 'points on the line, α = i/(N−1) (default 31)' },
       { flag: 'test-examples', kind: 'int', help: 'evaluate on the first N test examples (default: all)' },
       { flag: 'same-data-order', kind: 'boolean', sets: true, help: 'both copies see the same batches: the control, whose barrier must be 0' },
-      { flag: 'data-dir', kind: 'string', help: 'where the ticket\'s dataset is, if it was read from a folder' },
+      TICKET_DATA_DIR_OPTION,
     ],
     async run(ctx, request, [ticket]) {
       const report = await ctx.api.instability({ ...request, ticket: ticket! } as InstabilityRequest, callOptions(ctx));

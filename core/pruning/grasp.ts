@@ -6,15 +6,13 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { InvalidRequestError, throwIfAborted } from '../api/errors';
 import { cloneMasks } from './mask';
-import { ScoringNetwork, budgetTensors, readAndDispose, requireScoringContext, scoringBatch } from './score-network';
+import { ScoringNetwork, budgetTensors, examplesPerClassParam, readAndDispose, requireScoringContext, scoringBatch } from './score-network';
 import { pruneToBudget } from './select';
 import type { PruneInput, PruningStrategy } from './strategy';
 
 export const graspParams = z
   .object({
-    examplesPerClass: z
-      .number().int().min(1).max(1000).default(10)
-      .describe('Scoring examples: this many times the number of classes, drawn at random from the training split, one batch (Synaptic-Flow: 10).'),
+    examplesPerClass: examplesPerClassParam,
     temperature: z.number().positive().max(1e6).default(200).describe('The logits are divided by T in both passes (the paper and Synaptic-Flow: 200).'),
     hessian: z
       .enum(['auto', 'exact', 'finite-difference'])

@@ -3,6 +3,7 @@
 // pruned entries, so the function is the masked network's, but the gradient there is the dense one
 // (with w*m it would be 0). Only ops whose gradients TF.js can differentiate again, for GraSP's Hg.
 import * as tf from '@tensorflow/tfjs';
+import { z } from 'zod';
 import { InvalidRequestError } from '../api/errors';
 import { Rng } from '../compute/rng';
 import { type LoadedDataset, fillBatch } from '../data/datasets';
@@ -76,6 +77,11 @@ export function scoringBatch(dataset: LoadedDataset, examplesPerClass: number, s
   fillBatch(dataset.train, rows.subarray(0, count), dataset.normalization, x, labels);
   return { x, labels, count };
 }
+
+/** SNIP's and GraSP's scoring batch size, per class (Synaptic-Flow: 10). */
+export const examplesPerClassParam = z
+  .number().int().min(1).max(1000).default(10)
+  .describe('Scoring examples: this many times the number of classes, drawn at random from the training split, one batch (Synaptic-Flow: 10).');
 
 /**
  * Every parameter's values, in spec order, zero where its mask prunes (a no-op on weights stored as

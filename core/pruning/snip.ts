@@ -5,15 +5,13 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { throwIfAborted } from '../api/errors';
 import { cloneMasks } from './mask';
-import { ScoringNetwork, budgetTensors, readAndDispose, requireScoringContext, scoringBatch } from './score-network';
+import { ScoringNetwork, budgetTensors, examplesPerClassParam, readAndDispose, requireScoringContext, scoringBatch } from './score-network';
 import { pruneToBudget } from './select';
 import type { PruneInput, PruningStrategy } from './strategy';
 
 export const snipParams = z
   .object({
-    examplesPerClass: z
-      .number().int().min(1).max(1000).default(10)
-      .describe('Scoring examples: this many times the number of classes, drawn at random from the training split, one batch (Synaptic-Flow: 10).'),
+    examplesPerClass: examplesPerClassParam,
   })
   .strict();
 export type SnipParams = z.output<typeof snipParams>;

@@ -670,21 +670,20 @@ function impTicket(outcome: ImpOutcome, ticketAt: Map<number, string>, method: s
 
 /** The strategy's parameters from a request's method options, validated by the strategy's own schema. */
 function atInitParams(p: SearchAtInitParams): unknown {
-  const raw: Record<string, unknown> = {};
-  for (const [field, param] of Object.entries(PRUNE_AT_INIT_OPTIONS[p.method])) {
-    const value = (p as Record<string, unknown>)[field];
-    if (value !== undefined) raw[param] = value;
-  }
-  const parsed = pruningStrategy(p.method).params.safeParse(raw);
-  if (!parsed.success) throw new InvalidRequestError(`${p.method} options: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
-  return parsed.data;
+  const raw = Object.fromEntries(Object.entries(PRUNE_AT_INIT_OPTIONS[p.method]).map(([field, param]) => [param, (p as Record<string, unknown>)[field]]));
+  return strategyParams(p.method, raw);
 }
 
 /** The jackpot strategy's parameters from a one-shot request, validated by its own schema. */
 function jackpotParams(p: SearchOneShotParams): unknown {
-  const raw = { iterations: p.searchIterations, batchSize: p.searchBatchSize, learningRate: p.searchLearningRate };
-  const parsed = pruningStrategy('jackpot').params.safeParse(Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)));
-  if (!parsed.success) throw new InvalidRequestError(`jackpot options: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
+  return strategyParams('jackpot', { iterations: p.searchIterations, batchSize: p.searchBatchSize, learningRate: p.searchLearningRate });
+}
+
+/** A strategy's options (those given), parsed by its own schema; a refusal names the options. */
+function strategyParams(id: string, raw: Record<string, unknown>): unknown {
+  const given = Object.fromEntries(Object.entries(raw).filter(([, value]) => value !== undefined));
+  const parsed = pruningStrategy(id).params.safeParse(given);
+  if (!parsed.success) throw new InvalidRequestError(`${id} options: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'options'}: ${i.message}`).join('; ')}`);
   return parsed.data;
 }
 
