@@ -5,6 +5,11 @@ import type { Architecture, ParamSpec } from './architectures';
 import { dense } from './dense-layer';
 import { type WeightSet, sizeOf } from './weights';
 
+export interface ForwardOptions {
+  /** Read the kernels without the mask, so gradients are dense (see MaskedNetwork.forward). */
+  denseGradient?: boolean;
+}
+
 export class MaskedNetwork {
   /** Trainable parameters by name, in architecture order. */
   readonly params = new Map<string, tf.Variable>();
@@ -43,9 +48,41 @@ export class MaskedNetwork {
     return m ? tf.mul(w, m) : w;
   }
 
-  /** Logits for a batch [n, h, w, c]. Call inside tf.tidy or a gradient function. */
-  forward(x: tf.Tensor4D): tf.Tensor2D {
-    return zooForward(this.arch, (name) => (name.endsWith('.kernel') ? this.kernel(name) : this.params.get(name)!), x);
+  /**
+   * Logits for a batch [n, h, w, c]. Call inside tf.tidy or a gradient function. `denseGradient`
+   * reads the stored kernels without multiplying by the mask: pruned entries are zero in them, so
+   * the logits are the same, but ∂L/∂w is then the dense gradient, pruned entries included, which
+   * regrowth criteria need (ALGORITHMS.md §0).
+   */
+  forward(x: tf.Tensor4D, options: ForwardOptions = {}): tf.Tensor2D {
+    const param = options.denseGradient
+      ? (name: string) => this.params.get(name)!
+      : (name: string) => (name.endsWith('.kernel') ? this.kernel(name) : this.params.get(name)!);
+    return zooForward(this.arch, param, x);
+  }
+
+  /** Replaces a kernel's mask (gradual pruning, regrowth) and zeroes the weights it prunes. */
+  setMask(name: string, bits: Uint8Array): void {
+    const spec = this.specs.find((s) => s.name === name);
+    if (!spec?.prunable) throw new Error(`${name} is not a prunable parameter`);
+    if (bits.length !== sizeOf(spec.shape)) throw new Error(`mask for ${name} has ${bits.length} entries, the kernel ${sizeOf(spec.shape)}`);
+    const next = tf.tensor(Float32Array.from(bits), spec.shape, 'float32');
+    this.masks.get(name)?.dispose();
+    this.masks.set(name, next);
+    tf.tidy(() => {
+      const w = this.params.get(name)!;
+      w.assign(tf.mul(w, next));
+    });
+  }
+
+  /** The current masks, as stored. */
+  async readMasks(): Promise<MaskSet> {
+    const out: MaskSet = [];
+    for (const [name, m] of this.masks) {
+      const values = (await m.data()) as Float32Array;
+      out.push({ name, shape: [...m.shape], bits: Uint8Array.from(values, (v) => (v !== 0 ? 1 : 0)) });
+    }
+    return out;
   }
 
   /** Re-apply the masks to the variables: the guard that keeps pruned weights exactly zero. */

@@ -34,6 +34,8 @@ export const DEFAULT_OPTIMIZER: Omit<OptimizerConfig, 'name' | 'learningRate'> =
 export interface MaskedOptimizer {
   /** Applies one update from gradients keyed by parameter name. Disposes nothing it was given. */
   step(grads: Record<string, tf.Tensor>): void;
+  /** The learning rate of the next steps (a schedule's drops). */
+  setLearningRate(learningRate: number): void;
   dispose(): void;
 }
 
@@ -47,11 +49,13 @@ function zerosLike(v: tf.Variable): tf.Variable {
 
 class MaskedSgd implements MaskedOptimizer {
   private readonly buffers = new Map<string, tf.Variable>();
+  private config: OptimizerConfig;
 
   constructor(
-    private readonly config: OptimizerConfig,
+    config: OptimizerConfig,
     private readonly net: MaskedNetwork,
   ) {
+    this.config = { ...config };
     if (config.momentum > 0) for (const [name, v] of net.params) this.buffers.set(name, zerosLike(v));
   }
 
@@ -63,6 +67,10 @@ class MaskedSgd implements MaskedOptimizer {
     }
   }
 
+  setLearningRate(learningRate: number): void {
+    this.config = { ...this.config, learningRate };
+  }
+
   dispose(): void {
     for (const b of this.buffers.values()) b.dispose();
   }
@@ -72,11 +80,13 @@ class MaskedAdam implements MaskedOptimizer {
   private readonly m = new Map<string, tf.Variable>();
   private readonly v = new Map<string, tf.Variable>();
   private t = 0;
+  private config: OptimizerConfig;
 
   constructor(
-    private readonly config: OptimizerConfig,
+    config: OptimizerConfig,
     private readonly net: MaskedNetwork,
   ) {
+    this.config = { ...config };
     for (const [name, w] of net.params) {
       this.m.set(name, zerosLike(w));
       this.v.set(name, zerosLike(w));
@@ -92,6 +102,10 @@ class MaskedAdam implements MaskedOptimizer {
       const g = grads[name];
       if (g) adamUpdate({ w, m: this.m.get(name)!, v: this.v.get(name)!, mask: this.net.masks.get(name) }, g, step);
     }
+  }
+
+  setLearningRate(learningRate: number): void {
+    this.config = { ...this.config, learningRate };
   }
 
   dispose(): void {

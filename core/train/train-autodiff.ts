@@ -3,12 +3,14 @@
 // applied in the forward pass, the optimiser is the fused masked one.
 import * as tf from '@tensorflow/tfjs';
 import { TrainingDivergedError, throwIfAborted } from '../api/errors';
+import { fillAugmentedBatch } from '../data/augment';
 import { BatchOrder, type ImageSplit, type LoadedDataset, fillBatch } from '../data/datasets';
 import type { Architecture, ParamSpec } from '../models/architectures';
 import { MaskedNetwork } from '../models/network';
 import type { WeightSet } from '../models/weights';
 import type { MaskSet } from '../pruning/mask';
 import { type MaskedOptimizer, createOptimizer } from './optimizers';
+import { learningRateAt } from './schedule';
 import type { CurvePoint, EvalResult, TrainInput, TrainResult } from './train';
 
 const LOSS_SAMPLE_EVERY = 10;
@@ -27,6 +29,8 @@ export async function trainWithAutodiff(input: TrainInput): Promise<TrainResult>
   const [h, w, c] = dataset.imageShape;
   const xBuffer = new Float32Array(schedule.batchSize * h * w * c);
   const yBuffer = new Int32Array(schedule.batchSize);
+  // Each image's crop and flip follow (data seed, iteration, row), like the batch order.
+  const augment = schedule.augment && { seed: input.dataSeed, ...schedule.augment };
 
   const curve: CurvePoint[] = [];
   let best: { iteration: number; validation: EvalResult; weights: WeightSet } | undefined;
@@ -51,7 +55,10 @@ export async function trainWithAutodiff(input: TrainInput): Promise<TrainResult>
     await record(start);
     for (let iteration = start; iteration < end; iteration++) {
       throwIfAborted(signal);
-      fillBatch(dataset.train, order.rowsAt(iteration), dataset.normalization, xBuffer, yBuffer);
+      const rows = order.rowsAt(iteration);
+      if (augment) fillAugmentedBatch(dataset.train, dataset.imageShape, rows, iteration, augment, dataset.normalization, xBuffer, yBuffer);
+      else fillBatch(dataset.train, rows, dataset.normalization, xBuffer, yBuffer);
+      optimizer.setLearningRate(learningRateAt(schedule, iteration));
       const sampleLoss = (iteration - start) % LOSS_SAMPLE_EVERY === 0;
       const loss = autodiffStep(net, optimizer, xBuffer, yBuffer, dataset, sampleLoss);
       if (loss) {
@@ -65,6 +72,9 @@ export async function trainWithAutodiff(input: TrainInput): Promise<TrainResult>
         lastLoss = value;
       }
       const done = iteration + 1;
+      if (input.maskUpdater?.updatesAfter(done)) {
+        await input.maskUpdater.update({ iteration: done, net, optimizer, denseGradients: () => denseGradients(net, xBuffer, yBuffer, dataset) });
+      }
       if (done === input.checkpointAt) checkpoint = await net.readWeights();
       if (done % schedule.evalEvery === 0 || done === end) await record(done);
       if (done % YIELD_EVERY === 0 || done === end) {
@@ -74,6 +84,7 @@ export async function trainWithAutodiff(input: TrainInput): Promise<TrainResult>
     }
 
     const finalWeights = await net.readWeights();
+    const finalMasks = input.maskUpdater ? await net.readMasks() : undefined;
     const finalValidation = curve[curve.length - 1]!;
     const finalTest = await evaluate(net, dataset.test, dataset);
     const earlyStop = best!;
@@ -84,6 +95,7 @@ export async function trainWithAutodiff(input: TrainInput): Promise<TrainResult>
     }
     return {
       finalWeights,
+      ...(finalMasks ? { finalMasks } : {}),
       ...(checkpoint ? { checkpoint } : {}),
       earlyStop: { iteration: earlyStop.iteration, validation: earlyStop.validation, test: earlyTest },
       final: { iteration: end, validation: { loss: finalValidation.valLoss, accuracy: finalValidation.valAccuracy }, test: finalTest },
@@ -116,6 +128,22 @@ export function autodiffStep(
     const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, net.forward(x)) as tf.Scalar, net.variables);
     optimizer.step(byParamName(net, grads));
     return keepLoss ? tf.keep(value) : undefined;
+  });
+}
+
+/** ∂L/∂w of one batch with the unmasked kernels: dense, pruned entries included. Tensors are the caller's. */
+function denseGradients(
+  net: MaskedNetwork,
+  xBuffer: Float32Array,
+  yBuffer: Int32Array,
+  dataset: Pick<LoadedDataset, 'imageShape' | 'numClasses'>,
+): Record<string, tf.Tensor> {
+  const [h, w, c] = dataset.imageShape;
+  return tf.tidy(() => {
+    const x = tf.tensor4d(xBuffer, [yBuffer.length, h, w, c]);
+    const y = tf.oneHot(tf.tensor1d(yBuffer, 'int32'), dataset.numClasses);
+    const { grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, net.forward(x, { denseGradient: true })) as tf.Scalar, net.variables);
+    return byParamName(net, grads);
   });
 }
 

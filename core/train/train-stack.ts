@@ -20,6 +20,7 @@ import { type MemberEval, type MlpLayer, MlpStepEngine, mlpLayers } from './engi
 import { type StackLimits, maxStackMembers, stackBudgetBytes } from './engine/stack-size';
 import type { StepKernels } from './engine/step-kernels';
 import { isWorkerBackend, memberGroups, stackThreads, trainInWorkers } from './stack-workers';
+import { needsAutodiff } from './schedule';
 import { trainWithAutodiff } from './train-autodiff';
 import type { CurvePoint, EvalResult, TrainProgress, TrainResult, TrainSchedule } from './train';
 
@@ -70,23 +71,26 @@ export function trainsStacked(arch: Architecture, specs: readonly ParamSpec[]): 
 
 export async function trainStack(input: StackTrainInput): Promise<TrainResult[]> {
   const tfBackend = tf.getBackend();
+  if (needsAutodiff(input.schedule)) return trainEachWithAutodiff(input);
   if (isWorkerBackend(tfBackend)) {
     const threads = stackThreads(input, tfBackend);
     if (threads > 1) return trainInWorkers(input, tfBackend, threads);
   }
   const layers = mlpLayers(input.arch, input.specs);
   const makeKernels = stepKernelsForBackend(tfBackend);
-  if (!layers || !makeKernels) {
-    // One member at a time on TF.js's own ops and autodiff.
-    const results: TrainResult[] = [];
-    for (const member of input.members) {
-      results.push(await trainWithAutodiff({ ...input, weights: member.weights, masks: member.masks, dataSeed: member.dataSeed }));
-    }
-    return results;
-  }
+  if (!layers || !makeKernels) return trainEachWithAutodiff(input);
   const limit = maxStackMembers(layers, input.schedule.batchSize, input.schedule.optimizer, stackLimits(tfBackend));
   if (input.members.length > limit) return trainInParts(input, layers, makeKernels, limit);
   return trainOnEngine(input, layers, makeKernels());
+}
+
+/** One member at a time on TF.js's own ops and autodiff. */
+async function trainEachWithAutodiff(input: StackTrainInput): Promise<TrainResult[]> {
+  const results: TrainResult[] = [];
+  for (const member of input.members) {
+    results.push(await trainWithAutodiff({ ...input, weights: member.weights, masks: member.masks, dataSeed: member.dataSeed }));
+  }
+  return results;
 }
 
 /** How much memory a stack may take on this backend, and WebGPU's largest binding. */
