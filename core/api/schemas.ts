@@ -18,8 +18,14 @@ const TrainingOptions = {
   batchSize: PositiveInt.max(65_536).optional(),
   optimizer: z.enum(['adam', 'sgd']).optional(),
   learningRate: z.number().positive('must be positive').max(100).optional(),
-  momentum: z.number().min(0).lt(1).default(0),
-  weightDecay: z.number().min(0).max(1).default(0),
+  /** Unset: the model's (ResNet-20: SGD momentum 0.9, weight decay 1e-4; the LTH nets: 0). */
+  momentum: z.number().min(0).lt(1).optional(),
+  weightDecay: z.number().min(0).max(1).optional(),
+  /** Fractions of the training length at which the learning rate is multiplied by lrDropFactor. Unset: the model's. */
+  lrDrops: z.array(Fraction).max(16).optional(),
+  lrDropFactor: Fraction.default(0.1),
+  /** Random crop with 4-pixel zero padding and left-right flip, seeded. Unset: the model's (on for ResNets). */
+  augment: z.boolean().optional(),
   /** Validation every this many iterations; the early-stop iteration is one of these points. */
   evalEvery: PositiveInt.default(100),
   /** Held out of the training set for early stopping (the LTH paper: 5,000). */

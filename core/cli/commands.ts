@@ -3,7 +3,7 @@ import type { CallOptions, LabApi } from '../api/lab-api';
 import type { CriteriaOverlapRequest, EssentialSparsityRequest, InstabilityRequest, PruneAtInitMethod, SearchAtInitRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
 import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, instabilityText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
-export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'string-list';
+export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
 
 export interface OptionDef {
   flag: string;
@@ -43,8 +43,12 @@ const TRAINING_OPTIONS: OptionDef[] = [
   { flag: 'batch', field: 'batchSize', kind: 'int', help: 'batch size (default 60, as the LTH paper)' },
   { flag: 'optimizer', kind: 'string', help: 'adam | sgd (default adam)' },
   { flag: 'lr', field: 'learningRate', kind: 'number', help: 'learning rate (default: the model\'s LTH value, 1.2e-3 for LeNet; 0.1 for sgd)' },
-  { flag: 'momentum', kind: 'number', help: 'SGD momentum (default 0)' },
-  { flag: 'weight-decay', kind: 'number', help: 'L2 weight decay (default 0)' },
+  { flag: 'momentum', kind: 'number', help: 'SGD momentum (default: the model\'s, 0.9 for ResNet-20, else 0)' },
+  { flag: 'weight-decay', kind: 'number', help: 'L2 weight decay (default: the model\'s, 1e-4 for ResNet-20, else 0)' },
+  { flag: 'lr-drops', kind: 'number-list', help: 'fractions of training where the learning rate drops, e.g. 0.5,0.75 (default: the model\'s; ResNet-20: epochs 80 and 120 of 160)' },
+  { flag: 'lr-drop-factor', kind: 'number', help: 'what each drop multiplies the learning rate by (default 0.1)' },
+  { flag: 'augment', kind: 'boolean', sets: true, help: 'random crop (4 px zero padding) and left-right flip of training images, seeded (default: on for ResNets)' },
+  { flag: 'no-augment', field: 'augment', kind: 'boolean', sets: false, help: 'no augmentation' },
   { flag: 'rewind', field: 'rewindIteration', kind: 'int', help: 'rewind kept weights to iteration k (default 0: the initialisation)' },
   { flag: 'eval-every', kind: 'int', help: 'validate every N iterations; early stop is the one with least validation loss (default 100)' },
   { flag: 'validation-size', kind: 'int', help: 'training examples held out for validation (default 5000)' },

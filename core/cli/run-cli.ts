@@ -84,6 +84,11 @@ function parseValue(def: OptionDef, raw: string | boolean): unknown {
       if (parts.some((p) => p === '')) throw new UsageError(`${flag} expects names separated by commas, got '${String(raw)}'`);
       return parts;
     }
+    case 'number-list': {
+      const parts = String(raw).split(',').map((p) => p.trim());
+      if (!parts.every((p) => p !== '' && Number.isFinite(Number(p)))) throw new UsageError(`${flag} expects numbers separated by commas, got '${String(raw)}'`);
+      return parts.map(Number);
+    }
     case 'int-list': {
       const parts = String(raw).split(',');
       if (!parts.every((p) => /^\d+$/.test(p.trim()))) throw new UsageError(`${flag} expects whole numbers separated by commas, got '${String(raw)}'`);

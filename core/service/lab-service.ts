@@ -41,6 +41,7 @@ import { instability } from '../compare/instability';
 import { compareMasks } from '../compare/mask-metrics';
 import { type BackendInfo, probeBackends, selectBackend } from '../compute/backend';
 import { softwareVersions } from '../compute/versions';
+import { CIFAR_AUGMENTATION } from '../data/augment';
 import { type LoadedDataset, loadDataset } from '../data/datasets';
 import { type Architecture, type ParamSpec, architecture, hasConv, paramSpecs } from '../models/architectures';
 import { type WeightSet, initWeights } from '../models/weights';
@@ -536,19 +537,38 @@ function resolveSchedule(params: SearchImpParams | SearchOneShotParams | SearchA
     throw new InvalidRequestError(`rewindIteration: ${params.rewindIteration} must be less than the ${iterations} training iterations.`);
   }
   const optimizerName = params.optimizer ?? arch.lthTraining.optimizer;
+  // The model's own optimiser settings apply only with its own optimiser.
+  const own = optimizerName === arch.lthTraining.optimizer ? modelTraining(arch) : undefined;
+  const dropFractions = params.lrDrops ?? own?.lrDropFractions ?? [];
+  const drops = [...new Set(dropFractions.map((f) => Math.round(f * iterations)))].filter((at) => at > 0 && at < iterations).sort((a, b) => a - b);
+  const augment = params.augment ?? modelTraining(arch).augment;
   return {
     iterations,
     batchSize,
     evalEvery: params.evalEvery,
     optimizer: {
       name: optimizerName,
-      learningRate: params.learningRate ?? (optimizerName === arch.lthTraining.optimizer ? arch.lthTraining.learningRate : 0.1),
-      momentum: params.momentum,
-      weightDecay: params.weightDecay,
+      learningRate: params.learningRate ?? own?.learningRate ?? 0.1,
+      momentum: params.momentum ?? own?.momentum ?? 0,
+      weightDecay: params.weightDecay ?? own?.weightDecay ?? 0,
       beta1: 0.9,
       beta2: 0.999,
       epsilon: 1e-8,
     },
+    ...(drops.length > 0 ? { learningRateDrops: { at: drops, factor: params.lrDropFactor } } : {}),
+    ...(augment ? { augment: { ...CIFAR_AUGMENTATION } } : {}),
+  };
+}
+
+/** A model's default training, with the drops as fractions of its length (so a shorter run drops at the same fractions). */
+function modelTraining(arch: Architecture): { learningRate: number; momentum: number; weightDecay: number; lrDropFractions: number[]; augment: boolean } {
+  const t = arch.lthTraining as Architecture['lthTraining'] & { momentum?: number; weightDecay?: number; augment?: boolean; learningRateDrops?: { atEpochs: number[]; epochs: number } };
+  return {
+    learningRate: t.learningRate,
+    momentum: t.momentum ?? 0,
+    weightDecay: t.weightDecay ?? 0,
+    lrDropFractions: t.learningRateDrops ? t.learningRateDrops.atEpochs.map((e) => e / t.learningRateDrops!.epochs) : [],
+    augment: t.augment ?? false,
   };
 }
 
@@ -587,9 +607,16 @@ function impPlan(params: SearchImpParams, { arch, specs }: Prepared, schedule: T
 
 /** The training schedule a run recorded (scheduleHparams). */
 function storedSchedule(run: RunRecord): TrainSchedule {
-  const h = run.hparams as { iterations?: number; batchSize?: number; evalEvery?: number; optimizer?: TrainSchedule['optimizer'] };
+  const h = run.hparams as Partial<TrainSchedule>;
   if (!h.iterations || !h.batchSize || !h.evalEvery || !h.optimizer) throw new InvalidRequestError(`Run ${run.id} recorded no training schedule.`);
-  return { iterations: h.iterations, batchSize: h.batchSize, evalEvery: h.evalEvery, optimizer: h.optimizer };
+  return {
+    iterations: h.iterations,
+    batchSize: h.batchSize,
+    evalEvery: h.evalEvery,
+    optimizer: h.optimizer,
+    ...(h.learningRateDrops ? { learningRateDrops: h.learningRateDrops } : {}),
+    ...(h.augment ? { augment: h.augment } : {}),
+  };
 }
 
 /** Progress of a measure on a stored ticket, in the shape the CLI's progress line and the UI take. */
@@ -599,7 +626,15 @@ function measureProgress(runId: string, level: number, piece: string, done: numb
 }
 
 function scheduleHparams(schedule: TrainSchedule): Record<string, unknown> {
-  return { iterations: schedule.iterations, batchSize: schedule.batchSize, evalEvery: schedule.evalEvery, optimizer: schedule.optimizer };
+  return {
+    iterations: schedule.iterations,
+    batchSize: schedule.batchSize,
+    evalEvery: schedule.evalEvery,
+    optimizer: schedule.optimizer,
+    // Written only when used, so the keys of runs without them stay as they were.
+    ...(schedule.learningRateDrops ? { learningRateDrops: schedule.learningRateDrops } : {}),
+    ...(schedule.augment ? { augment: schedule.augment } : {}),
+  };
 }
 
 function impHparams(plan: ImpPlan, validationSize: number): Record<string, unknown> {

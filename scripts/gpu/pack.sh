@@ -11,7 +11,7 @@ set -euo pipefail
 
 # Built entry points that get a bundle each, side by side in one folder (so their file names must
 # differ). on-device.sh runs ticket-lab.js by default, run-bench.js with --bench, any other with --node.
-ENTRY_POINTS=(dist/core/cli/ticket-lab.js dist/bench/run-bench.js dist/bench/conv-backprop-webgpu.js dist/bench/profile-step.js)
+ENTRY_POINTS=(dist/core/cli/ticket-lab.js dist/bench/run-bench.js dist/bench/conv-backprop-webgpu.js dist/bench/profile-step.js dist/scripts/methods-table.js)
 # Left out of the bundles and shipped as real packages: native addons and Dawn's ES module, which
 # core loads with import('webgpu').
 EXTERNAL_PACKAGES=(better-sqlite3 webgpu)
