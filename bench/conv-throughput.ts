@@ -1,11 +1,14 @@
-// Section "conv": masked Conv-2 training steps per second at K = 1 (one ticket) on each backend
-// asked for, beside PyTorch eager doing the same work on the same machine (bench/conv2_torch.py).
+// Sections "conv" and "resnet": masked conv-net training steps per second at K = 1 (one ticket) on
+// each backend asked for, beside PyTorch eager doing the same work on the same machine.
 //
-// Conv-2 from the zoo (3×3 'same' convs 64, 64, max-pool 2, FC 256-256-10, ReLU) on MNIST's
-// 28×28×1 images, 50 % seeded random masks on every conv and dense kernel, batch 60, Adam lr 2e-4
-// (the LTH paper's Conv-2 settings). The steps are core's own: trainMasked runs unchanged (for conv
-// nets it trains with TF.js autodiff and Ticket Lab's conv gradient kernels), timed through its
-// onProgress calls with evaluation kept out of the window, as in section 1 (training-throughput.ts).
+// conv: Conv-2 from the zoo (3×3 'same' convs 64, 64, max-pool 2, FC 256-256-10, ReLU) on MNIST's
+// 28×28×1 images, batch 60, Adam lr 2e-4 (the LTH paper's Conv-2 settings); bench/conv2_torch.py.
+// resnet: ResNet-20 (option-A shortcuts, BatchNorm) on random CIFAR-shaped images, batch 128, SGD
+// lr 0.1, momentum 0.9, weight decay 1e-4 (open_lth's); bench/resnet20_torch.py, as ../shared/gpu's
+// anchor. Both: 50 % seeded random masks on every conv and dense kernel. The steps are core's own:
+// trainMasked runs unchanged (for conv nets it trains with TF.js autodiff and Ticket Lab's conv
+// gradient kernels), timed through its onProgress calls with evaluation kept out of the window, as
+// in section 1 (training-throughput.ts).
 //
 // On a GPU the clock reads between onProgress calls, which come every 10 steps; trainMasked reads a
 // loss back every 10 steps too (a full wait for the GPU), so at both ends of the window the same
@@ -17,15 +20,60 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { LabError } from '../core/api/errors';
 import { type BackendInfo, type BackendProvider, isInstalled, selectBackend } from '../core/compute/backend';
+import { Rng } from '../core/compute/rng';
 import { adapterLabel } from '../core/compute/webgpu';
 import type { LoadedDataset } from '../core/data/datasets';
 import { architecture } from '../core/models/architectures';
+import { DEFAULT_OPTIMIZER, type OptimizerConfig } from '../core/train/optimizers';
 import { zooTicket } from './lenet-ticket';
 import { type Table, approx, fixed } from './text-table';
 import { BATCH_SIZE, type StepPlan, type ThroughputRow, timeSteps } from './training-throughput';
 
-export const CONV_MODEL_ID = 'conv-2';
 const SPARSITY = 0.5;
+
+/** What a conv section trains, and how PyTorch does the same. */
+export interface ConvModel {
+  modelId: string;
+  /** The model in words, for the table's title. */
+  title: string;
+  batchSize: number;
+  optimizer: OptimizerConfig;
+  torchScript: string;
+  /** The PyTorch script's arguments beyond device, steps, warm-up, threads and batch. */
+  torchArgs(dataset: LoadedDataset): string[];
+}
+
+export const CONV2_BENCH: ConvModel = {
+  modelId: 'conv-2',
+  title: 'masked Conv-2 (64,64 3×3 same | pool | FC 256-256-10), MNIST 28×28×1, batch 60, Adam lr 2e-4',
+  batchSize: BATCH_SIZE,
+  optimizer: { ...DEFAULT_OPTIMIZER, name: 'adam', learningRate: architecture('conv-2').lthTraining.learningRate },
+  torchScript: 'conv2_torch.py',
+  torchArgs: (dataset) => ['--mnist-dir', dataset.source, '--lr', String(architecture('conv-2').lthTraining.learningRate), '--mean', String(dataset.normalization.mean), '--std', String(dataset.normalization.std)],
+};
+
+export const RESNET20_BENCH: ConvModel = {
+  modelId: 'resnet-20',
+  title: 'masked ResNet-20 (option A, BatchNorm), random CIFAR-shaped 32×32×3 images, batch 128, SGD lr 0.1 momentum 0.9 wd 1e-4',
+  batchSize: 128,
+  optimizer: { ...DEFAULT_OPTIMIZER, name: 'sgd', learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4 },
+  torchScript: 'resnet20_torch.py',
+  torchArgs: () => ['--lr', '0.1'],
+};
+
+/** Seeded random images of CIFAR-10's shape: throughput does not depend on what the pixels show. */
+export function randomCifarShaped(count: number, seed: number): LoadedDataset {
+  const rng = Rng.stream(seed, 'bench-images');
+  const images = new Uint8Array(count * 32 * 32 * 3);
+  for (let i = 0; i < images.length; i++) images[i] = rng.int(256);
+  const labels = Uint8Array.from({ length: count }, () => rng.int(10));
+  const empty = { images: new Uint8Array(0), labels: new Uint8Array(0), count: 0 };
+  return {
+    id: 'random-cifar-shaped', source: 'random', digest: 'random', imageShape: [32, 32, 3], numClasses: 10,
+    normalization: { mean: 0.5, std: 0.29 }, split: { seed, validationSize: 0 },
+    train: { images, labels, count }, validation: empty, test: empty,
+  };
+}
 
 export interface ConvPlan {
   backends: BackendProvider[];
@@ -74,41 +122,38 @@ export interface ConvResult {
   notes: string[];
 }
 
-async function timeConv(info: BackendInfo, dataset: LoadedDataset, plan: StepPlan, seed: number): Promise<ConvRow> {
-  const ticket = await zooTicket(CONV_MODEL_ID, dataset, seed, SPARSITY);
-  const row = await timeSteps(info, dataset, ticket, plan, architecture(CONV_MODEL_ID).lthTraining.learningRate);
+async function timeConv(info: BackendInfo, dataset: LoadedDataset, plan: StepPlan, seed: number, model: ConvModel): Promise<ConvRow> {
+  const ticket = await zooTicket(model.modelId, dataset, seed, SPARSITY);
+  const row = await timeSteps(info, dataset, ticket, plan, model.optimizer.learningRate, { batchSize: model.batchSize, optimizer: model.optimizer });
   return { ...row, adapter: info.adapter ? adapterLabel(info.adapter) : null };
 }
 
-function torchScript(): string | undefined {
+function torchScript(name: string): string | undefined {
   // Beside the bundle or the built file, else in the working tree (the device runs from the repository root).
-  return [join(__dirname, 'conv2_torch.py'), join(__dirname, '..', '..', 'bench', 'conv2_torch.py'), join(process.cwd(), 'bench', 'conv2_torch.py')].find((p) => existsSync(p));
+  return [join(__dirname, name), join(__dirname, '..', '..', 'bench', name), join(process.cwd(), 'bench', name)].find((p) => existsSync(p));
 }
 
-function measureTorchConv(dataset: LoadedDataset, plan: ConvPlan, log: (line: string) => void, notes: string[]): TorchConvRow | null {
+function measureTorchConv(dataset: LoadedDataset, plan: ConvPlan, model: ConvModel, log: (line: string) => void, notes: string[]): TorchConvRow | null {
   if (!plan.torchDevice) {
     notes.push('PyTorch not measured: --torch-device none');
     return null;
   }
-  const script = torchScript();
+  const script = torchScript(model.torchScript);
   const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 }).status === 0);
   if (!script || !python) {
-    notes.push(`PyTorch not measured: ${script ? 'no python3 with torch' : 'bench/conv2_torch.py not found'}`);
+    notes.push(`PyTorch not measured: ${script ? 'no python3 with torch' : `bench/${model.torchScript} not found`}`);
     return null;
   }
   const steps = plan.torchDevice === 'cuda' ? plan.torchSteps.cuda : plan.torchSteps.cpu;
-  log(`PyTorch eager Conv-2 on ${plan.torchDevice}: ${steps.warmup} + ${steps.steps} steps`);
+  log(`PyTorch eager ${model.modelId} on ${plan.torchDevice}: ${steps.warmup} + ${steps.steps} steps`);
   const args = [
     script,
-    '--mnist-dir', dataset.source,
     '--device', plan.torchDevice,
     '--steps', String(steps.steps),
     '--warmup', String(steps.warmup),
     '--threads', String(plan.torchThreads),
-    '--batch', String(BATCH_SIZE),
-    '--lr', String(architecture(CONV_MODEL_ID).lthTraining.learningRate),
-    '--mean', String(dataset.normalization.mean),
-    '--std', String(dataset.normalization.std),
+    '--batch', String(model.batchSize),
+    ...model.torchArgs(dataset),
   ];
   const run = spawnSync(python, args, { encoding: 'utf8', timeout: 15 * 60_000 });
   if (run.status !== 0) {
@@ -123,7 +168,7 @@ function measureTorchConv(dataset: LoadedDataset, plan: ConvPlan, log: (line: st
   return JSON.parse(line) as TorchConvRow;
 }
 
-export async function measureConv(dataset: LoadedDataset, plan: ConvPlan, seed: number, log: (line: string) => void): Promise<ConvResult> {
+export async function measureConv(dataset: LoadedDataset, plan: ConvPlan, seed: number, log: (line: string) => void, model: ConvModel = CONV2_BENCH): Promise<ConvResult> {
   const notes: string[] = [];
   const rows: ConvRow[] = [];
   const skipped: ConvSkip[] = [];
@@ -151,18 +196,18 @@ export async function measureConv(dataset: LoadedDataset, plan: ConvPlan, seed: 
     }
     const steps = plan.steps[backend];
     try {
-      log(`Conv-2 training on ${backend}: ${steps.warmup} + ${steps.steps} steps`);
-      rows.push(await timeConv(info, dataset, steps, seed));
+      log(`${model.modelId} training on ${backend}: ${steps.warmup} + ${steps.steps} steps`);
+      rows.push(await timeConv(info, dataset, steps, seed, model));
     } catch (error) {
       if (!(error instanceof LabError)) throw error;
       skipped.push({ backend, reason: error.message.split('\n')[0]! });
     }
   }
-  const torch = measureTorchConv(dataset, plan, log, notes);
+  const torch = measureTorchConv(dataset, plan, model, log, notes);
   return { rows, skipped, torch, notes };
 }
 
-export function convTable(result: ConvResult): Table {
+export function convTable(result: ConvResult, model: ConvModel = CONV2_BENCH): Table {
   const torch = result.torch;
   const ratio = (ours: number) => (torch ? `${fixed(ours / torch.steps_per_s, 2)}×` : '—');
   const torchSays = torch
@@ -185,9 +230,9 @@ export function convTable(result: ConvResult): Table {
   }
   const leaks = result.rows.filter((r) => r.leakedTensors !== 0);
   return {
-    title: 'Conv training, K = 1: masked Conv-2 (64,64 3×3 same | pool | FC 256-256-10), MNIST 28×28×1, batch 60, Adam lr 2e-4, 50 % random masks',
+    title: `Conv training, K = 1: ${model.title}, 50 % random masks`,
     measures: [
-      'Timed: only the step loop of core trainMasked (batch fill, upload, forward, backward, masked Adam, loss read-back',
+      `Timed: only the step loop of core trainMasked (batch fill, upload, forward, backward, masked ${model.optimizer.name === 'adam' ? 'Adam' : 'SGD'}, loss read-back`,
       'every 10 steps) after the warm-up steps; no evaluation inside the window. PyTorch: its plain training loop between',
       `two device synchronisations, after its own warm-up. "vs PyTorch" = steps/s over PyTorch's, same run. ${torchSays}.`,
     ],

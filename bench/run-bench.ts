@@ -4,7 +4,7 @@
 //   node dist/bench/run-bench.js --quick    fewer steps and repetitions (under a minute or so)
 //   node dist/bench/run-bench.js --json     the same numbers as one JSON document on stdout
 //   --torch-threads N                       PyTorch's thread count (default 1, like TF.js wasm in Node)
-//   --sections a,b                          only these: stack, conv, throughput, imp, methods, masks, store (default all)
+//   --sections a,b                          only these: stack, conv, resnet, throughput, imp, methods, masks, store (default all)
 //   --backends webgpu,wasm --stacks 1,64,256 --torch-device cuda|cpu|none
 //                                           the stacked-training and conv sections: backends, stack sizes K
 //                                           (stack only), PyTorch's device
@@ -24,7 +24,7 @@ import { type Table, fixed, renderTable } from './text-table';
 import { type StepPlan, measureThroughput, throughputTable } from './training-throughput';
 import { type TorchPlan, measureTorch, torchTable } from './torch-reference';
 import { type StackPlan, measureStacks, stackTable } from './stack-throughput';
-import { type ConvPlan, convTable, measureConv } from './conv-throughput';
+import { type ConvPlan, RESNET20_BENCH, convTable, measureConv, randomCifarShaped } from './conv-throughput';
 import { type BackendProvider, PROVIDER_ORDER } from '../core/compute/backend';
 
 const SEED = 0;
@@ -32,6 +32,7 @@ const SEED = 0;
 interface BenchPlan {
   stack: { warmup: number; steps: number };
   conv: Pick<ConvPlan, 'steps' | 'torchSteps'>;
+  resnet: Pick<ConvPlan, 'steps' | 'torchSteps'>;
   backends: { 'tfjs-node': StepPlan; wasm: StepPlan; cpu: StepPlan };
   torch: Omit<TorchPlan, 'threads'>;
   imp: ImpTimingPlan;
@@ -47,6 +48,11 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
       steps: { webgpu: { warmup: 20, steps: 300 }, 'tfjs-node-gpu': { warmup: 20, steps: 300 }, 'tfjs-node': { warmup: 10, steps: 30 }, wasm: { warmup: 10, steps: 30 }, cpu: { warmup: 10, steps: 10 } },
       torchSteps: { cuda: { warmup: 20, steps: 300 }, cpu: { warmup: 10, steps: 30 } },
     },
+    // On the 2-core machine a ResNet-20 step at batch 128 takes seconds on WASM.
+    resnet: {
+      steps: { webgpu: { warmup: 20, steps: 200 }, 'tfjs-node-gpu': { warmup: 20, steps: 200 }, 'tfjs-node': { warmup: 10, steps: 10 }, wasm: { warmup: 10, steps: 10 }, cpu: { warmup: 10, steps: 10 } },
+      torchSteps: { cuda: { warmup: 20, steps: 300 }, cpu: { warmup: 10, steps: 10 } },
+    },
     // The pure-JS cpu backend does about 4 steps/s: 30 timed steps are enough to see it.
     backends: { 'tfjs-node': { warmup: 20, steps: 200 }, wasm: { warmup: 20, steps: 200 }, cpu: { warmup: 10, steps: 30 } },
     torch: { warmup: 50, steps: 1000 },
@@ -61,6 +67,10 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
       steps: { webgpu: { warmup: 10, steps: 50 }, 'tfjs-node-gpu': { warmup: 10, steps: 50 }, 'tfjs-node': { warmup: 10, steps: 10 }, wasm: { warmup: 10, steps: 10 }, cpu: { warmup: 10, steps: 10 } },
       torchSteps: { cuda: { warmup: 10, steps: 50 }, cpu: { warmup: 10, steps: 10 } },
     },
+    resnet: {
+      steps: { webgpu: { warmup: 10, steps: 50 }, 'tfjs-node-gpu': { warmup: 10, steps: 50 }, 'tfjs-node': { warmup: 10, steps: 10 }, wasm: { warmup: 10, steps: 10 }, cpu: { warmup: 10, steps: 10 } },
+      torchSteps: { cuda: { warmup: 10, steps: 50 }, cpu: { warmup: 10, steps: 10 } },
+    },
     backends: { 'tfjs-node': { warmup: 10, steps: 50 }, wasm: { warmup: 10, steps: 50 }, cpu: { warmup: 10, steps: 10 } },
     torch: { warmup: 20, steps: 200 },
     imp: { levels: 1, iterations: 100, evalEvery: 100 },
@@ -70,7 +80,7 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
   },
 };
 
-const SECTIONS = ['stack', 'conv', 'throughput', 'imp', 'methods', 'masks', 'store'] as const;
+const SECTIONS = ['stack', 'conv', 'resnet', 'throughput', 'imp', 'methods', 'masks', 'store'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -83,7 +93,7 @@ interface Options {
   torchDevice: string | null;
 }
 
-const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,conv,throughput,imp,methods,masks,store] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
+const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,conv,resnet,throughput,imp,methods,masks,store] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
 
 function list(value: string | undefined, flag: string): string[] {
   if (!value) throw new UsageError(`${flag} needs a value (${USAGE})`);
@@ -187,6 +197,13 @@ async function main(): Promise<void> {
     show(convTable(conv));
   }
 
+  let resnet;
+  if (wants('resnet')) {
+    const resnetPlan: ConvPlan = { ...plan.resnet, backends: options.backends, torchDevice: options.torchDevice, torchThreads: options.torchThreads };
+    resnet = await measureConv(randomCifarShaped(20 * RESNET20_BENCH.batchSize, SEED), resnetPlan, SEED, log, RESNET20_BENCH);
+    show(convTable(resnet, RESNET20_BENCH));
+  }
+
   let throughput;
   let torch;
   if (wants('throughput')) {
@@ -211,7 +228,7 @@ async function main(): Promise<void> {
   const totalSeconds = seconds(began);
   if (options.json) {
     // JSON has no NaN or Infinity: JSON.stringify writes them as null (a ratio with no bound, say).
-    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, conv, training: throughput, torch, imp, methods, masks, store }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, conv, resnet, training: throughput, torch, imp, methods, masks, store }, null, 2)}\n`);
   } else {
     process.stdout.write(`\nTotal ${fixed(totalSeconds, 1)} s.\n`);
   }

@@ -10,7 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { CancelledError, LabError } from '../core/api/errors';
 import { type BackendChoice, type BackendInfo, isInstalled, selectBackend } from '../core/compute/backend';
 import type { LoadedDataset } from '../core/data/datasets';
-import { DEFAULT_OPTIMIZER } from '../core/train/optimizers';
+import { DEFAULT_OPTIMIZER, type OptimizerConfig } from '../core/train/optimizers';
 import { trainMasked } from '../core/train/train';
 import type { BenchTicket, LenetTicket } from './lenet-ticket';
 import { seconds } from './stopwatch';
@@ -83,10 +83,19 @@ export async function measureThroughput(
 }
 
 /**
- * Trains `ticket` with core trainMasked (Adam at `learningRate`, batch 60) for `plan.warmup` +
- * `plan.steps` steps on the backend already selected, timing the steps after the warm-up.
+ * Trains `ticket` with core trainMasked (Adam at `learningRate`, batch 60, unless `training` says
+ * otherwise) for `plan.warmup` + `plan.steps` steps on the backend already selected, timing the
+ * steps after the warm-up.
  */
-export async function timeSteps(info: BackendInfo, dataset: LoadedDataset, ticket: BenchTicket, plan: StepPlan, learningRate: number): Promise<ThroughputRow> {
+export async function timeSteps(
+  info: BackendInfo,
+  dataset: LoadedDataset,
+  ticket: BenchTicket,
+  plan: StepPlan,
+  learningRate: number,
+  training?: { batchSize: number; optimizer: OptimizerConfig },
+): Promise<ThroughputRow> {
+  const batchSize = training?.batchSize ?? BATCH_SIZE;
   if (plan.warmup < PROGRESS_EVERY || plan.warmup % PROGRESS_EVERY !== 0 || plan.steps <= 0 || plan.steps % PROGRESS_EVERY !== 0) {
     throw new RangeError(`warm-up and timed steps must be positive multiples of ${PROGRESS_EVERY} (got ${plan.warmup} and ${plan.steps})`);
   }
@@ -106,9 +115,9 @@ export async function timeSteps(info: BackendInfo, dataset: LoadedDataset, ticke
       schedule: {
         // Past the window, so trainMasked's end-of-run evaluation is never reached before the abort.
         iterations: stopAt + PROGRESS_EVERY,
-        batchSize: BATCH_SIZE,
+        batchSize,
         evalEvery: stopAt + 10 * PROGRESS_EVERY,
-        optimizer: { ...DEFAULT_OPTIMIZER, name: 'adam', learningRate },
+        optimizer: training?.optimizer ?? { ...DEFAULT_OPTIMIZER, name: 'adam', learningRate },
       },
       dataSeed: 0,
       signal: controller.signal,
@@ -137,7 +146,7 @@ export async function timeSteps(info: BackendInfo, dataset: LoadedDataset, ticke
     timedSteps: plan.steps,
     seconds: elapsed,
     stepsPerSecond,
-    samplesPerSecond: stepsPerSecond * BATCH_SIZE,
+    samplesPerSecond: stepsPerSecond * batchSize,
     lossAtStep10,
     leakedTensors: tf.memory().numTensors - tensorsBefore,
   };

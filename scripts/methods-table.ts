@@ -6,7 +6,7 @@
 //
 //   node dist/scripts/methods-table.js --db methods.db [--model lenet-300-100] [--dataset mnist]
 //     [--sparsities 0.9,0.98] [--seeds 0,1,2] [--iterations 5000] [--backend wasm] [--methods a,b]
-//     [--json results.json]
+//     [--imp-rate 0.2 --imp-scope global] [--json results.json]
 //
 // Methods: the pruning-at-initialisation ones (random, erk, snip, grasp, synflow: prune θ0, train T),
 // one-shot magnitude (train dense T, prune globally, retrain T from θ0), without weight training
@@ -44,6 +44,8 @@ async function main(): Promise<void> {
       iterations: { type: 'string', default: '5000' },
       backend: { type: 'string', default: 'auto' },
       methods: { type: 'string', default: [...PRUNE_AT_INIT_METHODS, 'oneshot-magnitude', 'imp'].join(',') },
+      'imp-rate': { type: 'string' },
+      'imp-scope': { type: 'string', default: 'layer' },
       json: { type: 'string' },
     },
   });
@@ -109,10 +111,12 @@ async function main(): Promise<void> {
     }
   }
   if (methods.includes('imp')) {
-    // Enough levels to pass the sparsest target: fc layers lose 20 % per level, the output 10 %.
+    // Enough levels to pass the sparsest target: by default fc layers lose 20 % per level, the output 10 %.
+    const impRate = values['imp-rate'] !== undefined ? Number(values['imp-rate']) : undefined;
+    const scope = values['imp-scope'] === 'global' ? 'global' : 'layer';
     const densest = Math.min(...targets.map((s) => 1 - s));
-    const levels = Math.ceil(Math.log(densest) / Math.log(0.8)) + 1;
-    const { summary, seconds } = await timed(() => service.searchImp({ ...common, levels, seeds }));
+    const levels = Math.ceil(Math.log(densest) / Math.log(1 - (impRate ?? 0.2))) + 1;
+    const { summary, seconds } = await timed(() => service.searchImp({ ...common, levels, seeds, scope, ...(impRate !== undefined ? { rate: impRate } : {}) }));
     const runs = summary.seedRuns ?? [{ runId: summary.runId, seed: seeds[0]!, status: summary.status, tickets: summary.tickets }];
     for (const target of targets) {
       for (const run of runs) {

@@ -1,0 +1,190 @@
+#!/usr/bin/env python3
+"""PyTorch reference for Ticket Lab's resnet section: one masked ResNet-20 trained eagerly, timed.
+
+The network is the zoo's resnet-20 (core/models/architectures.ts): the CIFAR ResNet of He et al.
+(2016, section 4.2): 3x3 conv 16 + BN + ReLU, three stages of three basic blocks (16, 32, 64
+channels, stride 2 at the first block of stages 2 and 3), option-A shortcuts (identity; where the
+shape changes, x[:, :, ::2, ::2] with the channels zero-padded half before and half after), global
+average pooling, FC 64-10. Convs have no bias; BN eps 1e-5, momentum 0.1 (PyTorch's defaults).
+
+Masks: 50 % random with exact counts on every conv and the FC kernel (BN and biases unmasked),
+applied as open_lth does: the forward pass uses the plain weights, and after each optimiser step
+the weights are multiplied by their masks in place, so pruned weights are zero at every forward.
+
+Eager fp32: a plain loop (zero_grad, forward in train mode, F.cross_entropy, backward, SGD step
+with momentum 0.9 and weight decay 1e-4, re-mask), TF32 off for matmuls and cuDNN, cudnn.benchmark
+off unless --cudnn-benchmark. Kaiming-normal conv and FC weights, BN gamma ~ U(0, 1), beta 0
+(open_lth), lr 0.1, batch 128.
+
+Data: random CIFAR-shaped images (N(0, 1) floats, 32x32x3) and labels, --images of them, held on
+the device; each step's rows are drawn at random up front, as in ../shared/gpu's anchor.
+
+Timing: --warmup steps, a device synchronisation, --steps steps, a synchronisation.
+
+Prints one JSON line: {mode, masking, data, warmup, steps, seconds, steps_per_s, images_per_s,
+loss_at_step10, device, torch_version, blas, threads, cudnn_benchmark, tf32}.
+"""
+import argparse
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from torch_env import blas_library
+
+
+class Block(torch.nn.Module):
+    def __init__(self, c_in, c_out, stride):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(c_out)
+        self.conv2 = torch.nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(c_out)
+        self.pad = (c_out - c_in) // 2 if (stride != 1 or c_in != c_out) else None
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        shortcut = x if self.pad is None else F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+        return F.relu(out + shortcut)
+
+
+class ResNet20(torch.nn.Module):
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 16, 3, padding=1, bias=False)
+        self.bn = torch.nn.BatchNorm2d(16)
+        blocks = []
+        c_in = 16
+        for stage, c_out in enumerate([16, 32, 64]):
+            for b in range(3):
+                blocks.append(Block(c_in, c_out, 2 if stage > 0 and b == 0 else 1))
+                c_in = c_out
+        self.blocks = torch.nn.Sequential(*blocks)
+        self.fc = torch.nn.Linear(64, classes)
+
+    def forward(self, x):
+        x = F.relu(self.bn(self.conv(x)))
+        x = self.blocks(x)
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.fc(x)
+
+
+def init_(net, gen):
+    for m in net.modules():
+        with torch.no_grad():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                fan_in = m.weight[0].numel()
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.copy_(torch.rand(m.weight.shape, generator=gen))
+                m.bias.zero_()
+
+
+def random_masks(net, fraction_kept, gen):
+    masks = []
+    for m in net.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            n = m.weight.numel()
+            mask = torch.zeros(n)
+            mask[torch.randperm(n, generator=gen)[: round(fraction_kept * n)]] = 1.0
+            masks.append((m.weight, mask.reshape(m.weight.shape).to(m.weight.device)))
+    return masks
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--images", type=int, default=5120)
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (CPU)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time its algorithms first (off by default, as in PyTorch)")
+    args = ap.parse_args()
+    if args.warmup < 0 or args.steps < 1:
+        raise SystemExit("--warmup must be at least 0 and --steps at least 1")
+
+    torch.set_num_threads(args.threads)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    device = torch.device(args.device)
+
+    gen = torch.Generator().manual_seed(args.seed)
+    x_all = torch.randn((args.images, 3, 32, 32), generator=gen).to(device)
+    y_all = torch.randint(0, 10, (args.images,), generator=gen).to(device)
+    net = ResNet20()
+    init_(net, gen)
+    net = net.to(device).train()
+    masks = random_masks(net, 0.5, gen)
+    with torch.no_grad():
+        for w, m in masks:
+            w.mul_(m)
+    opt = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
+
+    total = args.warmup + args.steps
+    rows = torch.randint(0, args.images, (total, args.batch), generator=gen).to(device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def step(i):
+        x = x_all[rows[i]]
+        y = y_all[rows[i]]
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for w, m in masks:
+                w.mul_(m)
+        return loss
+
+    losses = {}
+
+    def run(first, last):
+        for i in range(first, last):
+            loss = step(i)
+            if i == 10:  # the loss of step 10, after 10 updates; read after the clock stops
+                losses[10] = loss.detach()
+
+    run(0, args.warmup)
+    sync()
+    began = time.perf_counter()
+    run(args.warmup, total)
+    sync()
+    seconds = time.perf_counter() - began
+
+    print(
+        json.dumps(
+            {
+                "mode": "eager",
+                "masking": "weights re-masked after each SGD step (open_lth)",
+                "data": "random CIFAR-shaped images on the device",
+                "warmup": args.warmup,
+                "steps": args.steps,
+                "seconds": seconds,
+                "steps_per_s": args.steps / seconds,
+                "images_per_s": args.steps * args.batch / seconds,
+                "loss_at_step10": float(losses[10]) if 10 in losses else None,
+                "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                "torch_version": torch.__version__,
+                "blas": blas_library(),
+                "threads": torch.get_num_threads(),
+                "cudnn_benchmark": args.cudnn_benchmark,
+                "tf32": False,
+                "parameters": sum(p.numel() for p in net.parameters()),
+            }
+        ),
+        flush=True,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
