@@ -42,6 +42,11 @@ export interface PruneContext {
   specs: readonly ParamSpec[];
   /** Training data, for data-dependent scores (SNIP, GraSP); SynFlow and ERK need none. */
   dataset?: LoadedDataset | undefined;
+  /**
+   * ∂L/∂w of the current batch at every entry, pruned ones included (ALGORITHMS.md §0), for
+   * strategies that grow by the gradient during training (GraNet); keyed and shaped like `weights`.
+   */
+  gradients?: WeightSet | undefined;
 }
 
 export interface PruningStrategy<P = unknown> {

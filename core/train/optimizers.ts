@@ -36,6 +36,13 @@ export interface MaskedOptimizer {
   step(grads: Record<string, tf.Tensor>): void;
   /** The learning rate of the next steps (a schedule's drops). */
   setLearningRate(learningRate: number): void;
+  /**
+   * Zeroes the state of one parameter (SGD momentum buffer, Adam m and v) where `keep` is 0, as GraNet
+   * multiplies the momentum buffers by the mask. The fused update only lets state at a masked entry
+   * decay (μ·buf + 0), so a mask that changes during training must clear it here: a regrown weight
+   * then starts without stale momentum.
+   */
+  maskState(name: string, keep: Uint8Array): void;
   dispose(): void;
 }
 
@@ -45,6 +52,16 @@ export function createOptimizer(config: OptimizerConfig, net: MaskedNetwork): Ma
 
 function zerosLike(v: tf.Variable): tf.Variable {
   return variableFrom(tf.zerosLike(v), false);
+}
+
+/** Multiplies each state variable by `keep` (0/1, the variable's layout), in place. */
+function maskVariables(variables: ReadonlyArray<tf.Variable | undefined>, keep: Uint8Array): void {
+  const present = variables.filter((v): v is tf.Variable => v !== undefined);
+  if (present.length === 0) return;
+  tf.tidy(() => {
+    const m = tf.tensor(Float32Array.from(keep), present[0]!.shape, 'float32');
+    for (const v of present) v.assign(tf.mul(v, m));
+  });
 }
 
 class MaskedSgd implements MaskedOptimizer {
@@ -69,6 +86,10 @@ class MaskedSgd implements MaskedOptimizer {
 
   setLearningRate(learningRate: number): void {
     this.config = { ...this.config, learningRate };
+  }
+
+  maskState(name: string, keep: Uint8Array): void {
+    maskVariables([this.buffers.get(name)], keep);
   }
 
   dispose(): void {
@@ -106,6 +127,10 @@ class MaskedAdam implements MaskedOptimizer {
 
   setLearningRate(learningRate: number): void {
     this.config = { ...this.config, learningRate };
+  }
+
+  maskState(name: string, keep: Uint8Array): void {
+    maskVariables([this.m.get(name), this.v.get(name)], keep);
   }
 
   dispose(): void {
