@@ -1,6 +1,7 @@
 // The only list of pruning strategies: a new strategy is one file and one line here.
 import { InvalidRequestError } from '../api/errors';
 import { erkStrategy } from './erk';
+import { granetStrategy } from './granet';
 import { graspStrategy } from './grasp';
 import { jackpotStrategy } from './jackpot';
 import { magnitudeStrategy } from './magnitude';
@@ -24,6 +25,7 @@ registerPruningStrategy(snipStrategy as PruningStrategy<never>);
 registerPruningStrategy(graspStrategy as PruningStrategy<never>);
 registerPruningStrategy(synflowStrategy as PruningStrategy<never>);
 registerPruningStrategy(jackpotStrategy as PruningStrategy<never>);
+registerPruningStrategy(granetStrategy as PruningStrategy<never>);
 
 export function pruningStrategy<P = Record<string, never>>(id: string): PruningStrategy<P> {
   const strategy = STRATEGIES.get(id);

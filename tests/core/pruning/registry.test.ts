@@ -7,7 +7,7 @@ import type { PruningStrategy } from '../../../core/pruning/strategy';
 
 describe('pruning strategy registry', () => {
   it('finds strategies by id and names the known ones for an unknown id', async () => {
-    expect(pruningStrategyIds()).toEqual(['magnitude', 'random', 'erk', 'snip', 'grasp', 'synflow', 'jackpot']);
+    expect(pruningStrategyIds()).toEqual(['magnitude', 'random', 'erk', 'snip', 'grasp', 'synflow', 'jackpot', 'granet']);
     const strategy = pruningStrategy('magnitude');
     const masks = await strategy.prune({
       weights: [{ name: 'w', shape: [4], values: Float32Array.from([0.1, -3, 2, -0.5]) }],
@@ -18,7 +18,7 @@ describe('pruning strategy registry', () => {
     });
     expect(Array.from(masks[0]!.bits)).toEqual([0, 1, 1, 0]);
     expect(() => pruningStrategy('obd')).toThrow(InvalidRequestError);
-    expect(() => pruningStrategy('obd')).toThrow(/Known: magnitude, random, erk, snip, grasp, synflow, jackpot/);
+    expect(() => pruningStrategy('obd')).toThrow(/Known: magnitude, random, erk, snip, grasp, synflow, jackpot, granet/);
   });
 
   it('refuses a second strategy with a taken id', () => {
