@@ -10,6 +10,7 @@ import {
   SearchImpRequest,
   SearchOneShotRequest,
   SearchAtInitRequest,
+  SearchGradualRequest,
   CriteriaOverlapRequest,
   type CriteriaOverlapReport,
   EssentialSparsityRequest,
@@ -42,6 +43,8 @@ export interface LabApi {
   searchOneShot(request: SearchOneShotRequest, options?: CallOptions): Promise<SearchSummary>;
   /** Pruning at initialisation (random, ERK, SNIP, GraSP, SynFlow) to a target sparsity, then training from θ0. */
   searchAtInit(request: SearchAtInitRequest, options?: CallOptions): Promise<SearchSummary>;
+  /** Gradual magnitude pruning while training, with GraNet's regrowth (or plain GMP), to a target sparsity. */
+  searchGradual(request: SearchGradualRequest, options?: CallOptions): Promise<SearchSummary>;
   /** Overlap of a ticket's mask with what magnitude, SNIP, GraSP, SynFlow and random would keep at its sparsity. */
   criteriaOverlap(request: CriteriaOverlapRequest, options?: CallOptions): Promise<CriteriaOverlapReport>;
   /** One-shot magnitude sweep of a ticket's trained weights without retraining: where accuracy starts to fall. */
@@ -62,6 +65,7 @@ export const LAB_API_METHODS = {
   searchImp: SearchImpRequest,
   searchOneShot: SearchOneShotRequest,
   searchAtInit: SearchAtInitRequest,
+  searchGradual: SearchGradualRequest,
   criteriaOverlap: CriteriaOverlapRequest,
   essentialSparsity: EssentialSparsityRequest,
   instability: InstabilityRequest,

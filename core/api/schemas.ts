@@ -155,6 +155,41 @@ export const SearchAtInitRequest = z
 export type SearchAtInitRequest = z.input<typeof SearchAtInitRequest>;
 export type SearchAtInitParams = z.output<typeof SearchAtInitRequest>;
 
+/**
+ * Gradual magnitude pruning during training (Zhu & Gupta's cubic schedule), with GraNet's zero-cost
+ * neuroregeneration unless `regrow` is false (plain GMP). ALGORITHMS.md §8.
+ */
+export const SearchGradualRequest = z
+  .object({
+    model: Name,
+    dataset: Name,
+    /** Sparsity at the end of pruning, over the prunable kernels: 1 − d_f. */
+    sparsity: Fraction,
+    /** d_i: 1 = dense-to-sparse (default); below 1 = sparse-to-sparse from an ERK random mask at this density (GraNet: 0.5). */
+    initialDensity: z.number().gt(0, 'must be greater than 0').max(1, 'must be at most 1').default(1),
+    /** false: plain gradual magnitude pruning, no regrowth. */
+    regrow: z.boolean().default(true),
+    regrowthRate: z.number().min(0).max(1).optional(),
+    finalRegrowthRate: z.number().min(0).max(1).optional(),
+    /** Δt, iterations between mask updates. Default: about 1/64 of training, at most 1,000 (GraNet's CIFAR run: 1,000 of 62,560). */
+    updateEvery: PositiveInt.optional(),
+    /** The pruning window, as fractions of training (GraNet: 0 to 0.5). */
+    pruneStart: z.number().min(0).lt(1).optional(),
+    pruneEnd: z.number().gt(0).max(1).optional(),
+    ...TrainingOptions,
+  })
+  .strict()
+  .superRefine(exclusiveBudget)
+  .superRefine((value, ctx) => {
+    if (1 - value.sparsity >= value.initialDensity) ctx.addIssue({ code: 'custom', path: ['sparsity'], message: `must leave fewer weights than the initial density ${value.initialDensity} keeps` });
+    if (value.rewindIteration !== 0) ctx.addIssue({ code: 'custom', path: ['rewindIteration'], message: 'gradual pruning trains from iteration 0' });
+    if (!value.regrow && (value.regrowthRate !== undefined || value.finalRegrowthRate !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['regrowthRate'], message: 'not an option without regrowth' });
+    }
+  });
+export type SearchGradualRequest = z.input<typeof SearchGradualRequest>;
+export type SearchGradualParams = z.output<typeof SearchGradualRequest>;
+
 export const EssentialSparsityRequest = z
   .object({
     ticket: Id,

@@ -1,6 +1,6 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { CriteriaOverlapRequest, EssentialSparsityRequest, InstabilityRequest, PruneAtInitMethod, SearchAtInitRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import type { CriteriaOverlapRequest, EssentialSparsityRequest, InstabilityRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
 import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, instabilityText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
@@ -151,6 +151,38 @@ function atInitCommand(method: PruneAtInitMethod): CommandDef {
   };
 }
 
+/** Gradual magnitude pruning while training: GraNet (with regrowth) or plain GMP (ALGORITHMS.md §8). */
+function gradualCommand(regrow: boolean): CommandDef {
+  return {
+    name: regrow ? 'search granet' : 'search gmp',
+    summary: regrow
+      ? 'GraNet: gradual magnitude pruning during training (cubic schedule) with zero-cost neuroregeneration by gradient'
+      : 'gradual magnitude pruning during training on the cubic schedule of Zhu & Gupta, without regrowth',
+    positionals: [],
+    long: true,
+    usesBackend: true,
+    options: [
+      MODEL_OPTION,
+      DATASET_OPTION,
+      { flag: 'sparsity', kind: 'number', help: 'sparsity at the end of pruning, in (0, 1)' },
+      { flag: 'initial-density', kind: 'number', help: 'density to start from: 1 = dense-to-sparse (default); below 1 = sparse-to-sparse from an ERK random mask (GraNet: 0.5)' },
+      ...(regrow
+        ? [
+            { flag: 'regrowth-rate', kind: 'number', help: 'fraction of each layer\'s weights swapped at the start, decaying on a cosine (default 0.5)' },
+            { flag: 'final-regrowth-rate', kind: 'number', help: 'the fraction at the end (default 0.005)' },
+          ] satisfies OptionDef[]
+        : []),
+      { flag: 'update-every', kind: 'int', help: 'iterations between mask updates (default: 1/64 of training, at most 1000)' },
+      { flag: 'prune-start', kind: 'number', help: 'start of pruning, as a fraction of training (default 0)' },
+      { flag: 'prune-end', kind: 'number', help: 'end of pruning, as a fraction of training (default 0.5)' },
+      ...TRAINING_OPTIONS.filter((o) => o.flag !== 'rewind'),
+    ],
+    async run(ctx, request) {
+      printSearch(ctx, await ctx.api.searchGradual({ ...request, regrow } as SearchGradualRequest, callOptions(ctx)));
+    },
+  };
+}
+
 export const COMMANDS: CommandDef[] = [
   {
     name: 'search imp',
@@ -217,6 +249,8 @@ export const COMMANDS: CommandDef[] = [
     },
   },
   ...(['random', 'erk', 'snip', 'grasp', 'synflow'] as const).map(atInitCommand),
+  gradualCommand(true),
+  gradualCommand(false),
   {
     name: 'tickets',
     summary: 'list tickets, filtered',

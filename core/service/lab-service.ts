@@ -19,6 +19,7 @@ import {
   type InstabilityReport,
   PRUNE_AT_INIT_OPTIONS,
   SearchAtInitRequest,
+  SearchGradualRequest,
   SearchImpRequest,
   SearchOneShotRequest,
   ShowTicketRequest,
@@ -28,6 +29,7 @@ import {
   type DoctorReport,
   type RunReport,
   type SearchAtInitParams,
+  type SearchGradualParams,
   type SearchImpParams,
   type SearchOneShotParams,
   type SearchProgress,
@@ -47,6 +49,7 @@ import { type Architecture, type ParamSpec, architecture, hasConv, paramSpecs } 
 import { type WeightSet, initWeights } from '../models/weights';
 import { type ImpOutcome, type ImpPlan, runImp } from '../pruning/imp';
 import { summarizeMasks } from '../pruning/mask';
+import { type GradualOptions, gradualSchedule, parseGradualOptions, runGradual } from '../pruning/gradual';
 import { type OneShotOutcome, type OneShotPlan, runOneShot } from '../pruning/oneshot';
 import { pruningStrategy } from '../pruning/registry';
 import { closeStackWorkers } from '../train/stack-workers';
@@ -116,7 +119,7 @@ export class LabService implements LabApi {
   // ---- searches ----
 
   /** Resolves model, dataset, schedule and backend: everything that can fail before a write. */
-  private async prepare(params: SearchImpParams | SearchOneShotParams | SearchAtInitParams, model: string, datasetName: string, options: CallOptions): Promise<Prepared> {
+  private async prepare(params: SearchImpParams | SearchOneShotParams | SearchAtInitParams | SearchGradualParams, model: string, datasetName: string, options: CallOptions): Promise<Prepared> {
     const arch = architecture(model);
     const dataset = loadDataset(datasetName, {
       dataDir: params.dataDir,
@@ -360,6 +363,66 @@ export class LabService implements LabApi {
     );
   }
 
+  async searchGradual(request: SearchGradualRequest, options: CallOptions = {}): Promise<SearchSummary> {
+    const params = parseRequest(SearchGradualRequest, request);
+    const prepared = await this.prepare(params, params.model, params.dataset, options);
+    const gradualFor = (p: SearchGradualParams, schedule: TrainSchedule): GradualOptions =>
+      parseGradualOptions({
+        finalDensity: 1 - p.sparsity,
+        initialDensity: p.initialDensity,
+        regrow: p.regrow,
+        // GraNet's CIFAR run updates every 1,000 of 62,560 iterations: keep about that many updates in a shorter run.
+        updateEvery: p.updateEvery ?? Math.max(1, Math.min(1000, Math.round(schedule.iterations / 64))),
+        ...Object.fromEntries(Object.entries({ regrowthRate: p.regrowthRate, finalRegrowthRate: p.finalRegrowthRate, pruneStart: p.pruneStart, pruneEnd: p.pruneEnd }).filter(([, v]) => v !== undefined)),
+      });
+    const method = params.regrow ? 'granet' : 'gmp';
+    const gradualHparams = (p: SearchGradualParams, schedule: TrainSchedule, validation: number): Record<string, unknown> => ({
+      sparsity: p.sparsity, gradual: gradualFor(p, schedule), seed: p.seed, ...scheduleHparams(schedule), validationSize: validation,
+    });
+    const plan = gradualFor(params, prepared.schedule);
+    gradualSchedule(prepared.schedule.iterations, plan); // refuses a window too short for the schedule, before anything is written
+    const hparams = gradualHparams(params, prepared.schedule, params.validationSize);
+    const base = defaultSchedule(SearchGradualRequest, { model: params.model, dataset: params.dataset, sparsity: params.sparsity, regrow: params.regrow }, prepared);
+    const defaults = gradualHparams(base.params, base.schedule, base.params.validationSize);
+    const store = this.openStore(true)!;
+    const initial = initWeights(prepared.specs, params.seed);
+    const runId = this.registerRun(store, method, prepared, hparams, defaults, params.seed, initial);
+    const tracker = new ProgressTracker(runId, prepared.schedule.iterations, 1, options.onProgress);
+
+    return this.runSearch(store, [runId], async () => {
+      const outcome = await runGradual({
+        arch: prepared.arch,
+        specs: prepared.specs,
+        dataset: prepared.dataset,
+        schedule: prepared.schedule,
+        options: plan,
+        seed: params.seed,
+        initialWeights: initial,
+        signal: options.signal,
+        onProgress: (p) => tracker.update(1, `${method}, ${(100 * p.sparsity).toFixed(1)} % sparse`, p),
+      });
+      const { result } = outcome;
+      store.saveLevel(runId, [
+        {
+          parentId: null,
+          level: 1,
+          method,
+          role: 'ticket',
+          // The mask changes until the window ends: an earlier early-stop point had other weights
+          // under a denser mask, so the ticket reports the end of training.
+          testAccuracy: result.final.test.accuracy,
+          earlyStopIteration: null,
+          metrics: { ...trainMetrics(result), reported: 'final', gradual: { history: outcome.history, initialSparsity: summarizeMasks(outcome.initialMasks).sparsity } },
+          curve: result.curve,
+          masks: outcome.masks,
+          startWeights: outcome.initialWeights,
+          finalWeights: outcome.finalWeights,
+        },
+      ]);
+      tracker.finishPiece();
+    });
+  }
+
   // ---- browsing ----
 
   async listTickets(request: z.input<typeof ListTicketsRequest>): Promise<TicketSummary[]> {
@@ -528,7 +591,7 @@ export class LabService implements LabApi {
 // ---- mapping ----
 
 /** The training schedule a request asks for, unset fields taking the model's LTH defaults. */
-function resolveSchedule(params: SearchImpParams | SearchOneShotParams | SearchAtInitParams, arch: Architecture, trainCount: number): TrainSchedule {
+function resolveSchedule(params: SearchImpParams | SearchOneShotParams | SearchAtInitParams | SearchGradualParams, arch: Architecture, trainCount: number): TrainSchedule {
   const batchSize = params.batchSize ?? arch.lthTraining.batchSize;
   if (batchSize > trainCount) throw new InvalidRequestError(`batchSize: ${batchSize} is larger than the training set (${trainCount}).`);
   const batchesPerEpoch = Math.floor(trainCount / batchSize);
@@ -577,7 +640,7 @@ function modelTraining(arch: Architecture): { learningRate: number; momentum: nu
  * model and data: what runKey leaves out.
  */
 function defaultSchedule<S extends z.ZodType>(schema: S, base: Record<string, unknown>, prepared: Prepared): { params: z.output<S>; schedule: TrainSchedule } {
-  const params = parseRequest(schema, base) as SearchImpParams | SearchOneShotParams | SearchAtInitParams;
+  const params = parseRequest(schema, base) as SearchImpParams | SearchOneShotParams | SearchAtInitParams | SearchGradualParams;
   const trainCount = prepared.dataset.train.count + prepared.dataset.validation.count - params.validationSize;
   return { params: params as z.output<S>, schedule: resolveSchedule(params, prepared.arch, trainCount) };
 }
