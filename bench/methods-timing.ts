@@ -1,6 +1,7 @@
 // Section "methods": the wall time of each ticket-search method to a 90 % LeNet-300-100 ticket on
 // MNIST, through LabService as the CLI runs it (request to stored ticket, in a temp database), on
-// the backend a search picks here. Every method trains its final ticket `iterations` steps; IMP
+// the backend a search picks here. Every method trains its final ticket `iterations` steps (GraNet
+// and GMP prune during those steps, on autodiff since their masks change); IMP
 // needs 10 levels of them to pass 89 % with the LTH rates, one-shot a dense training first; the
 // jackpot row is its score search alone, on one-shot's dense network. The accuracy column is the ticket's test
 // accuracy at early stop (at this short schedule, a sanity check, not a result: methods.md has those).
@@ -50,6 +51,10 @@ export async function measureMethods(plan: MethodsPlan, seed: number, log: (line
     for (const method of ['random', 'erk', 'snip', 'grasp', 'synflow'] as const) {
       await time(method, plan.iterations, () => service.searchAtInit({ ...common, method, sparsity: TARGET }));
     }
+    // Gradual pruning during one training run; the quick plan's short runs need a Δt that fits two updates in the window.
+    const updateEvery = Math.max(1, Math.floor(plan.iterations / 64));
+    await time('GraNet (dense-to-sparse)', plan.iterations, () => service.searchGradual({ ...common, sparsity: TARGET, updateEvery }));
+    await time('GMP (no regrowth)', plan.iterations, () => service.searchGradual({ ...common, sparsity: TARGET, regrow: false, updateEvery }));
     const oneShot = await time('one-shot magnitude', 2 * plan.iterations, () => service.searchOneShot({ ...common, sparsity: TARGET, scope: 'global' }));
     // On the dense network one-shot trained: the row is the jackpot's own search, no retraining.
     await time('lottery jackpot (search only)', plan.jackpotIterations, () =>

@@ -9,6 +9,7 @@
 //     [--imp-rate 0.2 --imp-scope global] [--json results.json]
 //
 // Methods: the pruning-at-initialisation ones (random, erk, snip, grasp, synflow: prune θ0, train T),
+// gradual pruning during the same T iterations (granet, gmp: dense-to-sparse, reported at the end),
 // one-shot magnitude (train dense T, prune globally, retrain T from θ0), without weight training
 // after the dense network (omp-no-retrain: its magnitude mask; jackpot: the lottery jackpot's
 // searched mask, default search), and IMP (LTH layer-wise
@@ -43,7 +44,7 @@ async function main(): Promise<void> {
       seeds: { type: 'string', default: '0,1,2' },
       iterations: { type: 'string', default: '5000' },
       backend: { type: 'string', default: 'auto' },
-      methods: { type: 'string', default: [...PRUNE_AT_INIT_METHODS, 'oneshot-magnitude', 'imp'].join(',') },
+      methods: { type: 'string', default: [...PRUNE_AT_INIT_METHODS, 'oneshot-magnitude', 'granet', 'gmp', 'imp'].join(',') },
       'imp-rate': { type: 'string' },
       'imp-scope': { type: 'string', default: 'layer' },
       json: { type: 'string' },
@@ -71,6 +72,12 @@ async function main(): Promise<void> {
     for (const seed of seeds) {
       for (const method of methods.filter((m) => (PRUNE_AT_INIT_METHODS as readonly string[]).includes(m))) {
         const { summary, seconds } = await timed(() => service.searchAtInit({ ...common, method: method as (typeof PRUNE_AT_INIT_METHODS)[number], sparsity: target, seed }));
+        rows.push(row(method, target, seed, summary.tickets[0]!, seconds, summary.runId));
+        say(rows.at(-1)!);
+      }
+      for (const method of methods.filter((m) => m === 'granet' || m === 'gmp')) {
+        // Dense-to-sparse, pruning over the first half of the same T iterations (GraNet's default window).
+        const { summary, seconds } = await timed(() => service.searchGradual({ ...common, sparsity: target, regrow: method === 'granet', seed }));
         rows.push(row(method, target, seed, summary.tickets[0]!, seconds, summary.runId));
         say(rows.at(-1)!);
       }
