@@ -17,6 +17,7 @@ import {
   type EssentialSparsityReport,
   InstabilityRequest,
   type InstabilityReport,
+  ShowRunRequest,
   ShowTicketRequest,
   type CompareResult,
   type DbInfo,
@@ -55,6 +56,8 @@ export interface LabApi {
   showTicket(request: ShowTicketRequest): Promise<TicketDetail>;
   compareTickets(request: CompareTicketsRequest): Promise<CompareResult>;
   listRuns(request: ListRunsRequest): Promise<RunReport[]>;
+  /** A stored run as its search returned it: the lineage's tickets and controls, level by level (the accuracy-vs-sparsity curve). */
+  showRun(request: ShowRunRequest): Promise<SearchSummary>;
   dbInfo(request: DbInfoRequest): Promise<DbInfo>;
   /** Which compute backends run here, which one a search would use, and why. */
   doctor(request: DoctorRequest): Promise<DoctorReport>;
@@ -73,6 +76,7 @@ export const LAB_API_METHODS = {
   showTicket: ShowTicketRequest,
   compareTickets: CompareTicketsRequest,
   listRuns: ListRunsRequest,
+  showRun: ShowRunRequest,
   dbInfo: DbInfoRequest,
   doctor: DoctorRequest,
 } satisfies { [K in keyof LabApi]: z.ZodType };

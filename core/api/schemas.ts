@@ -284,6 +284,10 @@ export type ShowTicketRequest = z.input<typeof ShowTicketRequest>;
 export const CompareTicketsRequest = z.object({ a: Id, b: Id }).strict();
 export type CompareTicketsRequest = z.input<typeof CompareTicketsRequest>;
 
+/** A stored run's tickets and controls: its accuracy-vs-sparsity curve. */
+export const ShowRunRequest = z.object({ run: Id }).strict();
+export type ShowRunRequest = z.input<typeof ShowRunRequest>;
+
 export const ListRunsRequest = z.object({}).strict();
 export type ListRunsRequest = z.input<typeof ListRunsRequest>;
 

@@ -349,6 +349,16 @@ export const COMMANDS: CommandDef[] = [
     },
   },
   {
+    name: 'curve',
+    summary: 'a run\'s accuracy against remaining weights, level by level, with its controls',
+    positionals: ['RUN'],
+    options: [],
+    async run(ctx, _request, [run]) {
+      const summary = await ctx.api.showRun({ run: run! });
+      ctx.out(ctx.json ? JSON.stringify(summary, null, 2) : searchTable(summary));
+    },
+  },
+  {
     name: 'db info',
     summary: 'database path, schema version and counts',
     positionals: [],

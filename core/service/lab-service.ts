@@ -22,6 +22,7 @@ import {
   SearchGradualRequest,
   SearchImpRequest,
   SearchOneShotRequest,
+  ShowRunRequest,
   ShowTicketRequest,
   type CompareResult,
   type CurvePointReport,
@@ -556,6 +557,13 @@ export class LabService implements LabApi {
     parseRequest(ListRunsRequest, request);
     const store = this.openStore(false);
     return store ? store.listRuns().map(toRunReport) : [];
+  }
+
+  async showRun(request: z.input<typeof ShowRunRequest>): Promise<SearchSummary> {
+    const params = parseRequest(ShowRunRequest, request);
+    const store = this.openStore(false);
+    if (!store) throw new NotFoundError('run', params.run);
+    return this.summary(store, store.resolveRunId(params.run));
   }
 
   async dbInfo(request: z.input<typeof DbInfoRequest>): Promise<DbInfo> {

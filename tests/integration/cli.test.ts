@@ -55,6 +55,9 @@ describe('ticket-lab CLI', () => {
 
     const runs = await runCliProcess(['runs', '--db', db, '--json']);
     expect((JSON.parse(runs.stdout) as Array<{ status: string; tickets: number }>)[0]).toMatchObject({ status: 'completed', tickets: 4 });
+    const curve = await runCliProcess(['curve', summary.runId.slice(0, 8), '--db', db, '--json']);
+    expect((JSON.parse(curve.stdout) as { tickets: Array<{ id: string }> }).tickets.map((t) => t.id)).toEqual(summary.tickets.map((t) => t.id));
+    expect((await runCliProcess(['curve', summary.runId, '--db', db])).stdout).toMatch(/reinit-control acc/);
     const info = await runCliProcess(['db', 'info', '--db', db, '--json']);
     expect(JSON.parse(info.stdout)).toMatchObject({ exists: true, schemaVersion: 1, counts: { runs: 1, tickets: 4, masks: 12 } });
 
