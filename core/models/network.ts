@@ -1,20 +1,36 @@
 // A zoo architecture as TF.js variables with its masks applied in the forward pass.
 import * as tf from '@tensorflow/tfjs';
 import type { MaskSet } from '../pruning/mask';
-import type { Architecture, ParamSpec } from './architectures';
+import type { Architecture, LayerSpec, ParamSpec } from './architectures';
 import { dense } from './dense-layer';
 import { type WeightSet, sizeOf } from './weights';
 
 export interface ForwardOptions {
   /** Read the kernels without the mask, so gradients are dense (see MaskedNetwork.forward). */
   denseGradient?: boolean;
+  /**
+   * BatchNorm in training mode: normalise by the batch's statistics, and hold the running-statistic
+   * updates they make until commitRunningStats(). Default: eval mode, normalising by the running statistics.
+   */
+  training?: boolean;
 }
 
+/** PyTorch BatchNorm2d's defaults. */
+export const BATCHNORM_EPSILON = 1e-5;
+export const BATCHNORM_MOMENTUM = 0.1;
+
 export class MaskedNetwork {
-  /** Trainable parameters by name, in architecture order. */
+  /** Trainable parameters by name, in architecture order: what the optimiser updates. */
   readonly params = new Map<string, tf.Variable>();
+  /**
+   * BatchNorm running statistics by name: state, not trained (not in `variables`, so tf.variableGrads
+   * leaves them alone), read and assigned with the weights so stored tickets and rewind points carry them.
+   */
+  readonly state = new Map<string, tf.Variable>();
   /** 0/1 float masks of the prunable kernels. */
   readonly masks = new Map<string, tf.Tensor>();
+  /** Running statistics a training-mode forward computed, not yet committed. */
+  private readonly pendingStats = new Map<string, tf.Tensor>();
   private disposed = false;
 
   constructor(
@@ -33,7 +49,7 @@ export class MaskedNetwork {
       }
       // Zero the pruned entries when the mask is applied: the stored weight tensor is the truth.
       const initial = mask ? maskedCopy(w.values, mask.bits) : w.values;
-      this.params.set(spec.name, variableFrom(tf.tensor(initial, spec.shape, 'float32'), true));
+      (spec.trainable ? this.params : this.state).set(spec.name, variableFrom(tf.tensor(initial, spec.shape, 'float32'), spec.trainable));
     }
   }
 
@@ -52,13 +68,45 @@ export class MaskedNetwork {
    * Logits for a batch [n, h, w, c]. Call inside tf.tidy or a gradient function. `denseGradient`
    * reads the stored kernels without multiplying by the mask: pruned entries are zero in them, so
    * the logits are the same, but ∂L/∂w is then the dense gradient, pruned entries included, which
-   * regrowth criteria need (ALGORITHMS.md §0).
+   * regrowth criteria need (ALGORITHMS.md §0). `training`: BatchNorm on the batch's statistics; the
+   * running-statistic updates wait for commitRunningStats() (a later training forward replaces them).
    */
   forward(x: tf.Tensor4D, options: ForwardOptions = {}): tf.Tensor2D {
-    const param = options.denseGradient
-      ? (name: string) => this.params.get(name)!
-      : (name: string) => (name.endsWith('.kernel') ? this.kernel(name) : this.params.get(name)!);
-    return zooForward(this.arch, param, x);
+    const param = (name: string): tf.Tensor => {
+      const state = this.state.get(name);
+      if (state) return state;
+      return options.denseGradient || !this.masks.has(name) ? this.params.get(name)! : this.kernel(name);
+    };
+    if (!options.training) return zooForward(this.arch, param, x);
+    this.discardRunningStats();
+    return zooForward(this.arch, param, x, {
+      training: true,
+      onBatchStats: (layer, mean, variance, count) => {
+        // PyTorch: running = (1 − momentum)·running + momentum·batch, with the unbiased variance n/(n − 1)·σ².
+        const unbiased = count > 1 ? tf.mul(variance, count / (count - 1)) : variance;
+        const update = (name: string, batch: tf.Tensor) => {
+          const running = this.state.get(name)!;
+          this.pendingStats.set(name, tf.keep(tf.add(tf.mul(running, 1 - BATCHNORM_MOMENTUM), tf.mul(batch, BATCHNORM_MOMENTUM))));
+        };
+        update(`${layer}.runningMean`, mean);
+        update(`${layer}.runningVar`, unbiased);
+      },
+    });
+  }
+
+  /** Writes the running statistics of the last training-mode forward into the state (PyTorch updates them in its forward). */
+  commitRunningStats(): void {
+    for (const [name, next] of this.pendingStats) {
+      this.state.get(name)!.assign(next);
+      next.dispose();
+    }
+    this.pendingStats.clear();
+  }
+
+  /** Drops the running statistics of the last training-mode forward (a gradient taken besides the training step). */
+  discardRunningStats(): void {
+    for (const t of this.pendingStats.values()) t.dispose();
+    this.pendingStats.clear();
   }
 
   /** Replaces a kernel's mask (gradual pruning, regrowth) and zeroes the weights it prunes. */
@@ -95,10 +143,11 @@ export class MaskedNetwork {
     });
   }
 
+  /** Sets parameters and BatchNorm state by name (names the network lacks are skipped), then re-applies the masks. */
   assignWeights(weights: WeightSet): void {
     tf.tidy(() => {
       for (const t of weights) {
-        const v = this.params.get(t.name);
+        const v = this.params.get(t.name) ?? this.state.get(t.name);
         if (!v) continue;
         v.assign(tf.tensor(t.values, t.shape, 'float32'));
       }
@@ -106,9 +155,11 @@ export class MaskedNetwork {
     this.applyMasks();
   }
 
+  /** Every parameter and BatchNorm running statistic, in spec order: the full state. */
   async readWeights(): Promise<WeightSet> {
     const out: WeightSet = [];
-    for (const [name, v] of this.params) {
+    for (const { name } of this.specs) {
+      const v = this.params.get(name) ?? this.state.get(name)!;
       // Copy: some backends hand out their own backing array.
       out.push({ name, shape: [...v.shape], values: ((await v.data()) as Float32Array).slice() });
     }
@@ -118,7 +169,9 @@ export class MaskedNetwork {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.discardRunningStats();
     for (const v of this.params.values()) v.dispose();
+    for (const v of this.state.values()) v.dispose();
     for (const m of this.masks.values()) m.dispose();
   }
 }
@@ -136,33 +189,80 @@ export function maskedCopy(values: Float32Array, bits: Uint8Array): Float32Array
   return out;
 }
 
+export interface ZooForwardOptions {
+  /**
+   * Conv, bias and ReLU as separate ops and a plain matMul, which TF.js can differentiate twice (the
+   * fused conv and the custom dense gradient cannot); slower, for second-order scores (GraSP).
+   * BatchNorm is plain ops in either mode.
+   */
+  plainOps?: boolean;
+  /** BatchNorm normalises by the batch's mean and biased variance (training mode) instead of the running statistics. */
+  training?: boolean;
+  /** Training mode: each BatchNorm layer's batch mean and biased variance, and the number of values per channel they were taken over. */
+  onBatchStats?: (layer: string, mean: tf.Tensor1D, variance: tf.Tensor1D, count: number) => void;
+}
+
 /**
- * A zoo architecture's logits for a batch [n, h, w, c], every parameter read through `param`.
- * Default ops: the fused conv and the dense layer whose gradient WASM computes fast. `plainOps`:
- * conv, bias and ReLU as separate ops and a plain matMul, which TF.js can differentiate twice (the
- * fused conv and the custom dense gradient cannot); slower, for second-order scores (GraSP).
+ * A zoo architecture's logits for a batch [n, h, w, c], every parameter and BatchNorm statistic read
+ * through `param` (by its spec name). Default ops: the fused conv and the dense layer whose gradient
+ * WASM computes fast; see ZooForwardOptions for the plain-ops and training modes.
  */
-export function zooForward(arch: Architecture, param: (name: string) => tf.Tensor, x: tf.Tensor4D, plainOps = false): tf.Tensor2D {
+export function zooForward(arch: Architecture, param: (name: string) => tf.Tensor, x: tf.Tensor4D, options: ZooForwardOptions = {}): tf.Tensor2D {
+  return forwardLayers(arch.layers, '', param, x, options) as tf.Tensor2D;
+}
+
+function forwardLayers(layers: readonly LayerSpec[], prefix: string, param: (name: string) => tf.Tensor, x: tf.Tensor, options: ZooForwardOptions): tf.Tensor {
+  const plainOps = options.plainOps ?? false;
   let h: tf.Tensor = x;
-  for (const layer of arch.layers) {
+  for (const layer of layers) {
     switch (layer.kind) {
       case 'conv2d': {
-        const filter = param(`${layer.name}.kernel`) as tf.Tensor4D;
-        const bias = param(`${layer.name}.bias`);
-        h = plainOps
-          ? tf.relu(tf.add(tf.conv2d(h as tf.Tensor4D, filter, 1, 'same'), bias))
-          : tf.fused.conv2d({ x: h as tf.Tensor4D, filter, strides: 1, pad: 'same', bias, activation: 'relu' });
+        const name = `${prefix}${layer.name}`;
+        const filter = param(`${name}.kernel`) as tf.Tensor4D;
+        const bias = layer.bias === false ? undefined : param(`${name}.bias`);
+        const stride = layer.stride ?? 1;
+        // Strided: PyTorch's symmetric padding k//2 (TF.js 'same' would pad only after, shifting the sampling grid).
+        const pad = stride === 1 ? 'same' : Math.floor(layer.kernelSize / 2);
+        if (plainOps) {
+          let z: tf.Tensor = tf.conv2d(h as tf.Tensor4D, filter, stride, pad);
+          if (bias) z = tf.add(z, bias);
+          h = layer.activation === 'relu' ? tf.relu(z) : z;
+        } else {
+          h = tf.fused.conv2d({ x: h as tf.Tensor4D, filter, strides: stride, pad, bias, activation: layer.activation });
+        }
+        break;
+      }
+      case 'batchnorm': {
+        const z = batchNorm(h, `${prefix}${layer.name}`, param, options);
+        h = layer.activation === 'relu' ? tf.relu(z) : z;
+        break;
+      }
+      case 'residual': {
+        const blockPrefix = `${prefix}${layer.name}.`;
+        const body = forwardLayers(layer.body, blockPrefix, param, h, options);
+        const { shortcut } = layer;
+        const through =
+          shortcut.kind === 'identity'
+            ? h
+            : shortcut.kind === 'subsample-pad'
+              ? subsamplePad(h as tf.Tensor4D, shortcut.stride, body.shape[3]!)
+              : forwardLayers(shortcut.layers, blockPrefix, param, h, options);
+        h = tf.relu(tf.add(body, through));
         break;
       }
       case 'maxpool':
         h = tf.maxPool(h as tf.Tensor4D, layer.size, layer.size, 'valid');
         break;
+      case 'globalavgpool':
+        h = tf.mean(h, [1, 2]);
+        break;
       case 'flatten':
         h = tf.reshape(h, [h.shape[0]!, -1]);
         break;
       case 'dense': {
-        const kernel = param(`${layer.name}.kernel`) as tf.Tensor2D;
-        const bias = param(`${layer.name}.bias`) as tf.Tensor1D;
+        const name = `${prefix}${layer.name}`;
+        const kernel = param(`${name}.kernel`) as tf.Tensor2D;
+        const bias = param(`${name}.bias`) as tf.Tensor1D;
         if (plainOps) {
           const z = tf.add(tf.matMul(h as tf.Tensor2D, kernel), bias);
           h = layer.activation === 'relu' ? tf.relu(z) : z;
@@ -173,5 +273,46 @@ export function zooForward(arch: Architecture, param: (name: string) => tf.Tenso
       }
     }
   }
-  return h as tf.Tensor2D;
+  return h;
+}
+
+/**
+ * BatchNorm2d over the channels of [n, h, w, c]: (x − μ)·γ/√(σ² + ε) + β, with μ and the biased σ²
+ * of the batch in training mode, the running statistics otherwise. Plain, twice-differentiable ops.
+ */
+function batchNorm(x: tf.Tensor, name: string, param: (name: string) => tf.Tensor, options: ZooForwardOptions): tf.Tensor {
+  let centered: tf.Tensor;
+  let variance: tf.Tensor;
+  if (options.training) {
+    const mean = tf.mean(x, [0, 1, 2]) as tf.Tensor1D;
+    centered = tf.sub(x, mean);
+    variance = tf.mean(tf.square(centered), [0, 1, 2]);
+    options.onBatchStats?.(name, mean, variance as tf.Tensor1D, x.size / x.shape[3]!);
+  } else {
+    centered = tf.sub(x, param(`${name}.runningMean`));
+    variance = param(`${name}.runningVar`);
+  }
+  const scale = tf.mul(param(`${name}.gamma`), tf.rsqrt(tf.add(variance, BATCHNORM_EPSILON)));
+  return tf.add(tf.mul(centered, scale), param(`${name}.beta`));
+}
+
+/**
+ * Option-A shortcut: x[:, ::stride, ::stride, :] with zero channels up to `channels`, half before and
+ * half after (the extra one after, for an odd count). The subsampling is reshapes and slices: TF.js has
+ * no gradient for StridedSlice, and slice and pad differentiate each other, to any order.
+ */
+export function subsamplePad(x: tf.Tensor4D, stride: number, channels: number): tf.Tensor4D {
+  const [n, height, width, c] = x.shape;
+  let y: tf.Tensor = x;
+  if (stride > 1) {
+    const oh = Math.ceil(height / stride);
+    const ow = Math.ceil(width / stride);
+    // Pad to a multiple of the stride (the padding is never sampled), then keep offset 0 of each stride-long run.
+    if (oh * stride !== height || ow * stride !== width) y = tf.pad(y, [[0, 0], [0, oh * stride - height], [0, ow * stride - width], [0, 0]]);
+    y = tf.slice(tf.reshape(y, [n * oh, stride, ow * stride, c]), [0, 0, 0, 0], [n * oh, 1, ow * stride, c]);
+    y = tf.slice(tf.reshape(y, [n * oh, ow, stride, c]), [0, 0, 0, 0], [n * oh, ow, 1, c]);
+    y = tf.reshape(y, [n, oh, ow, c]);
+  }
+  const before = Math.floor((channels - c) / 2);
+  return (channels === c ? y : tf.pad(y, [[0, 0], [0, 0], [0, 0], [before, channels - c - before]])) as tf.Tensor4D;
 }

@@ -18,16 +18,31 @@ export function sizeOf(shape: readonly number[]): number {
 }
 
 /**
- * Gaussian Glorot initialisation, as the LTH paper trains its nets: kernels ~ N(0, 2/(fan_in + fan_out)),
- * biases 0. Drawn in JS from the seeded stream so the same seed gives the same weights on every backend.
+ * Initial weights, each tensor as its spec's `init` says, drawn in JS from the seeded stream in spec
+ * order, so the same seed gives the same weights on every backend:
+ * - glorot-normal, as the LTH paper trains its nets: N(0, 2/(fan_in + fan_out));
+ * - kaiming-normal, open_lth's ResNets (PyTorch kaiming_normal_: fan_in, gain √2): N(0, 2/fan_in);
+ * - uniform: U(0, 1) (open_lth's BatchNorm γ); zeros (biases, β, running means); ones (running variances).
  */
 export function initWeights(specs: readonly ParamSpec[], seed: number, stream = 'init'): WeightSet {
   const rng = Rng.stream(seed, stream);
   return specs.map((spec) => {
     const values = new Float32Array(sizeOf(spec.shape));
-    if (spec.kind === 'kernel') {
-      const std = Math.sqrt(2 / (spec.fanIn + spec.fanOut));
-      for (let i = 0; i < values.length; i++) values[i] = rng.normal() * std;
+    switch (spec.init) {
+      case 'glorot-normal':
+      case 'kaiming-normal': {
+        const std = Math.sqrt(spec.init === 'glorot-normal' ? 2 / (spec.fanIn + spec.fanOut) : 2 / spec.fanIn);
+        for (let i = 0; i < values.length; i++) values[i] = rng.normal() * std;
+        break;
+      }
+      case 'uniform':
+        for (let i = 0; i < values.length; i++) values[i] = rng.next();
+        break;
+      case 'ones':
+        values.fill(1);
+        break;
+      case 'zeros':
+        break;
     }
     return { name: spec.name, shape: [...spec.shape], values };
   });

@@ -325,6 +325,9 @@ class JackpotModel {
       const { value, grads } = tf.variableGrads(() => {
         const effective = new Map(this.layers.map((l) => [l.name, straightThrough(l.weight, l.binary)(l.score)]));
         const param = (name: string) => effective.get(name) ?? this.fixed.get(name)!;
+        // BatchNorm in eval mode on the pretrained running statistics, which stay frozen with the
+        // weights: the result is a mask on exactly these weights and statistics. (The paper's code
+        // trains in train mode and lets the statistics drift, but keeps only the mask.)
         return tf.losses.softmaxCrossEntropy(labels, zooForward(this.context.arch, param, images)) as tf.Scalar;
       }, scores);
       // PyTorch SGD: g += wd·s; buf = μ·buf + g; s -= lr·buf (the first step's buf is g, as from a zero buffer).

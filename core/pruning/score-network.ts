@@ -99,9 +99,13 @@ export function maskedValues(specs: readonly ParamSpec[], weights: WeightSet, ma
   });
 }
 
-/** Logits of `arch` for a batch [n, h, w, c], every parameter read through `param`. Plain ops (twice differentiable), no masks. */
+/**
+ * Logits of `arch` for a batch [n, h, w, c], every parameter read through `param`. Plain ops (twice
+ * differentiable), no masks, BatchNorm in eval mode on the running statistics (Synaptic-Flow scores
+ * with prune_train_mode false).
+ */
 export function scoringForward(arch: Architecture, param: (name: string) => tf.Tensor, x: tf.Tensor4D): tf.Tensor2D {
-  return zooForward(arch, param, x, true);
+  return zooForward(arch, param, x, { plainOps: true });
 }
 
 /**
@@ -138,7 +142,8 @@ const rowMaxConstant = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc
 
 /**
  * The loss of the network as a function of the scored kernels θ, on one fixed batch. Every other
- * parameter (biases, kernels outside the budget) is a constant. Holds tensors: dispose() it.
+ * tensor (biases, BatchNorm parameters and running statistics, kernels outside the budget) is a
+ * constant. Holds tensors: dispose() it.
  */
 export class ScoringNetwork {
   /** The scored kernels' names, in architecture order. */

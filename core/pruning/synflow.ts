@@ -43,7 +43,9 @@ export function synflowDensity(schedule: SynflowParams['schedule'], density: num
  * entries score 0: the network sees them as zero weights.
  */
 export async function synflowScores({ arch, specs, weights, masks, imageShape }: SynflowInput): Promise<Map<string, Float32Array>> {
-  // Biases too (the paper takes |θ| of every state tensor); the zoo has no BatchNorm.
+  // Every tensor of the state, as Synaptic-Flow's linearize() takes abs of the whole state_dict:
+  // biases, BatchNorm γ, β and running statistics too. MaskedNetwork.forward runs BatchNorm in eval
+  // mode (on the running statistics): with one constant image, train mode would erase the signal.
   const absolute = weights.map((t) => ({ name: t.name, shape: [...t.shape], values: t.values.map(Math.abs) }));
   const network = new MaskedNetwork(arch, specs, absolute, masks);
   const input = tf.ones([1, ...imageShape]) as tf.Tensor4D;

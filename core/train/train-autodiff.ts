@@ -110,8 +110,9 @@ export async function trainWithAutodiff(input: TrainInput): Promise<TrainResult>
 }
 
 /**
- * One training step on TF.js's ops: forward, softmax cross-entropy, gradients by autodiff, the
- * fused masked update. x and y are one batch (fillBatch's buffers); returns the loss when asked.
+ * One training step on TF.js's ops: forward (BatchNorm in training mode), softmax cross-entropy,
+ * gradients by autodiff, the fused masked update, then the BatchNorm running statistics of the batch.
+ * x and y are one batch (fillBatch's buffers); returns the loss when asked.
  */
 export function autodiffStep(
   net: MaskedNetwork,
@@ -125,13 +126,17 @@ export function autodiffStep(
   return tf.tidy(() => {
     const x = tf.tensor4d(xBuffer, [yBuffer.length, h, w, c]);
     const y = tf.oneHot(tf.tensor1d(yBuffer, 'int32'), dataset.numClasses);
-    const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, net.forward(x)) as tf.Scalar, net.variables);
+    const { value, grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, net.forward(x, { training: true })) as tf.Scalar, net.variables);
     optimizer.step(byParamName(net, grads));
+    net.commitRunningStats();
     return keepLoss ? tf.keep(value) : undefined;
   });
 }
 
-/** ∂L/∂w of one batch with the unmasked kernels: dense, pruned entries included. Tensors are the caller's. */
+/**
+ * ∂L/∂w of one batch with the unmasked kernels: dense, pruned entries included. BatchNorm in training
+ * mode, as the step's own gradient, without a second running-statistic update. Tensors are the caller's.
+ */
 function denseGradients(
   net: MaskedNetwork,
   xBuffer: Float32Array,
@@ -142,7 +147,8 @@ function denseGradients(
   return tf.tidy(() => {
     const x = tf.tensor4d(xBuffer, [yBuffer.length, h, w, c]);
     const y = tf.oneHot(tf.tensor1d(yBuffer, 'int32'), dataset.numClasses);
-    const { grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, net.forward(x, { denseGradient: true })) as tf.Scalar, net.variables);
+    const { grads } = tf.variableGrads(() => tf.losses.softmaxCrossEntropy(y, net.forward(x, { denseGradient: true, training: true })) as tf.Scalar, net.variables);
+    net.discardRunningStats();
     return byParamName(net, grads);
   });
 }

@@ -35,7 +35,7 @@ describe('Conv-2/4/6', () => {
     const conv6Convs = 3 * 64 * 9 + 64 * 64 * 9 + 64 * 128 * 9 + 128 * 128 * 9 + 128 * 256 * 9 + 256 * 256 * 9 + 64 + 64 + 128 + 128 + 256 + 256;
     expect(count('conv-6')).toBe(conv6Convs + 4 * 4 * 256 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10);
     expect(count('lenet-300-100')).toBe(3072 * 300 + 300 + 300 * 100 + 100 + 1010);
-    expect(MODEL_IDS).toEqual(['lenet-300-100', 'conv-2', 'conv-4', 'conv-6']);
+    expect(MODEL_IDS).toEqual(['lenet-300-100', 'conv-2', 'conv-4', 'conv-6', 'resnet-20', 'resnet-20-openlth']);
   });
 
   it('train on WASM, which has Ticket Lab\'s Conv2DBackpropFilter, when no GPU backend is usable', async () => {

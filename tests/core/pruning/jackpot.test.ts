@@ -209,7 +209,8 @@ describe('lottery jackpots', () => {
         { kind: 'dense', name: 'fc2', units: 10, activation: 'linear', role: 'output' },
       ],
       lthRates: { conv: 0.1, fc: 0.2, output: 0.1 },
-      lthTraining: { optimizer: 'adam', learningRate: 1e-3, batchSize: 1, iterations: 1 },
+      lthScope: 'layer',
+      lthTraining: { optimizer: 'adam', learningRate: 1e-3, momentum: 0, weightDecay: 0, batchSize: 1, iterations: 1 },
     };
     const convSpecs = paramSpecs(conv, full.imageShape, full.numClasses);
     const convKernels = convSpecs.filter((s) => s.prunable).map((s) => s.name);

@@ -21,7 +21,8 @@ const tinyArch: Architecture = {
     { kind: 'dense', name: 'fc2', units: 2, activation: 'linear', role: 'output' },
   ],
   lthRates: { conv: 0, fc: 0.2, output: 0.1 },
-  lthTraining: { optimizer: 'adam', learningRate: 1e-3, batchSize: 1, iterations: 1 },
+  lthScope: 'layer',
+  lthTraining: { optimizer: 'adam', learningRate: 1e-3, momentum: 0, weightDecay: 0, batchSize: 1, iterations: 1 },
 };
 const tinySpecs = paramSpecs(tinyArch, [1, 1, 4], 2);
 const lenet = architecture('lenet-300-100');
