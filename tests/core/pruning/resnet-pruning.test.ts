@@ -6,6 +6,7 @@ import { architecture, paramSpecs } from '../../../core/models/architectures';
 import { type WeightSet, digestWeights, initWeights } from '../../../core/models/weights';
 import { sparsityBudget } from '../../../core/pruning/budget';
 import { denseMasks } from '../../../core/pruning/imp';
+import { searchJackpot } from '../../../core/pruning/jackpot';
 import { type MaskSet, countKept } from '../../../core/pruning/mask';
 import { pruningStrategy } from '../../../core/pruning/registry';
 import type { PruneBudget } from '../../../core/pruning/strategy';
@@ -76,6 +77,16 @@ describe.each(['resnet-20', 'resnet-20-openlth'])('pruning %s', (id) => {
     const masks = await pruningStrategy<Record<string, unknown>>(strategy).prune({ weights, masks: dense, budget, params: params[strategy] ?? {}, seed: 4, context });
     expectMasksOnKernels(masks);
     for (const m of masks) expect(countKept(m.bits), m.name).toBe(budget.keep[m.name]);
+  });
+
+  it('the lottery jackpot searches the convs on frozen weights and BatchNorm statistics, the fc dense, each layer\'s count fixed', async () => {
+    const dense = denseMasks(specs);
+    const budget = sparsityBudget(dense, 0.9, 'global', names);
+    const result = await searchJackpot({ weights, masks: dense, budget, params: { iterations: 3, batchSize: 8 }, seed: 4, context });
+    expectMasksOnKernels(result.masks);
+    expect(result.budget.classifier).toEqual(['fc.kernel']);
+    expect(countKept(result.masks.find((m) => m.name === 'fc.kernel')!.bits)).toBe(640);
+    for (const layer of result.budget.layers) expect(countKept(result.masks.find((m) => m.name === layer.name)!.bits), layer.name).toBe(layer.total - layer.pruned);
   });
 
   it('refuses a budget that names a BatchNorm tensor', async () => {
