@@ -23,7 +23,8 @@ const TrainingOptions = {
   weightDecay: z.number().min(0).max(1).optional(),
   /** Fractions of the training length at which the learning rate is multiplied by lrDropFactor. Unset: the model's. */
   lrDrops: z.array(Fraction).max(16).optional(),
-  lrDropFactor: Fraction.default(0.1),
+  /** Unset: the model's (0.1). */
+  lrDropFactor: Fraction.optional(),
   /** Random crop with 4-pixel zero padding and left-right flip, seeded. Unset: the model's (on for ResNets). */
   augment: z.boolean().optional(),
   /** Validation every this many iterations; the early-stop iteration is one of these points. */
@@ -51,7 +52,8 @@ export const SearchImpRequest = z
     rate: Fraction.optional(),
     convRate: Fraction.optional(),
     outputRate: Fraction.optional(),
-    scope: z.enum(['layer', 'global']).default('layer'),
+    /** Unset: the model's (layer-wise for the LTH nets, global for the ResNets, as open_lth). */
+    scope: z.enum(['layer', 'global']).optional(),
     control: z.enum(['reinit', 'random-mask']).optional(),
     /** Levels that also train the control; default: every pruned level. */
     controlLevels: z.array(PositiveInt).max(100).optional(),

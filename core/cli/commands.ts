@@ -58,7 +58,7 @@ const TRAINING_OPTIONS: OptionDef[] = [
 
 /** For measures on a stored ticket: its run's dataset, checked by digest. */
 const TICKET_DATA_DIR_OPTION: OptionDef = { flag: 'data-dir', kind: 'string', help: 'where the ticket\'s dataset is, if it was read from a folder' };
-const MODEL_OPTION: OptionDef = { flag: 'model', kind: 'string', help: 'lenet-300-100 | conv-2 | conv-4 | conv-6' };
+const MODEL_OPTION: OptionDef = { flag: 'model', kind: 'string', help: 'lenet-300-100 | conv-2 | conv-4 | conv-6 | resnet-20 | resnet-20-openlth' };
 const DATASET_OPTION: OptionDef = { flag: 'dataset', kind: 'string', help: 'mnist | fashion-mnist | cifar10' };
 
 /** Cancel on Ctrl-C and the progress line, for the long calls. */
@@ -197,7 +197,7 @@ export const COMMANDS: CommandDef[] = [
       { flag: 'rate', kind: 'number', help: 'fraction of remaining fc weights pruned per level (default 0.2); with --scope global, the one rate' },
       { flag: 'conv-rate', kind: 'number', help: 'per-level rate of conv layers (default 0.1; conv-6: 0.15)' },
       { flag: 'output-rate', kind: 'number', help: 'per-level rate of the output layer (default 0.1)' },
-      { flag: 'scope', kind: 'string', help: 'layer (LTH paper, default) | global (open_lth)' },
+      { flag: 'scope', kind: 'string', help: 'layer (LTH paper; default for LeNet and Conv-2/4/6) | global (open_lth; default for the ResNets)' },
       { flag: 'control', kind: 'string', help: 'also train a control: reinit (same mask, new weights) | random-mask (same per-layer sparsity)' },
       { flag: 'control-levels', kind: 'int-list', help: 'levels that train the control, e.g. 3,6,9 (default: all)' },
       { flag: 'seeds', kind: 'int-list', help: 'several seeds searched together, one run each, trained as one stack (e.g. 0,1,2); replaces --seed' },

@@ -55,8 +55,11 @@ export interface LthTraining {
   batchSize: number;
   /** Training steps T. For the CIFAR nets: epochs × floor(45,000 / batch), the 50,000 training images less the 5,000 held out for validation. */
   iterations: number;
-  /** Learning rate × factor at these epochs (PyTorch MultiStepLR); an epoch is floor(training images / batch) steps. */
-  learningRateDrops?: { epochs: number[]; factor: number };
+  /**
+   * Learning rate × factor at these epochs of the model's `ofEpochs`-epoch run (PyTorch MultiStepLR);
+   * a run of another length drops at the same fractions of its length.
+   */
+  learningRateDrops?: { epochs: number[]; ofEpochs: number; factor: number };
   /** Seeded random crop with zero padding and left-right flip of each training image (core/data/augment.ts). */
   augment?: { padding: number; flip: boolean };
 }
@@ -179,7 +182,7 @@ function cifarResnet(id: string, title: string, blocksPerStage: number, shortcut
     // open_lth cifar_resnet_20 default_hparams: 160 epochs, here of the 45,000 images left after the validation hold-out.
     lthTraining: {
       optimizer: 'sgd', learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4, batchSize, iterations: 160 * epoch,
-      learningRateDrops: { epochs: [80, 120], factor: 0.1 },
+      learningRateDrops: { epochs: [80, 120], ofEpochs: 160, factor: 0.1 },
       augment: { padding: 4, flip: true },
     },
   };

@@ -626,20 +626,21 @@ function resolveSchedule(params: SearchImpParams | SearchOneShotParams | SearchA
       beta2: 0.999,
       epsilon: 1e-8,
     },
-    ...(drops.length > 0 ? { learningRateDrops: { at: drops, factor: params.lrDropFactor } } : {}),
-    ...(augment ? { augment: { ...CIFAR_AUGMENTATION } } : {}),
+    ...(drops.length > 0 ? { learningRateDrops: { at: drops, factor: params.lrDropFactor ?? own?.lrDropFactor ?? 0.1 } } : {}),
+    ...(augment ? { augment: { ...(arch.lthTraining.augment ?? CIFAR_AUGMENTATION) } } : {}),
   };
 }
 
 /** A model's default training, with the drops as fractions of its length (so a shorter run drops at the same fractions). */
-function modelTraining(arch: Architecture): { learningRate: number; momentum: number; weightDecay: number; lrDropFractions: number[]; augment: boolean } {
-  const t = arch.lthTraining as Architecture['lthTraining'] & { momentum?: number; weightDecay?: number; augment?: boolean; learningRateDrops?: { atEpochs: number[]; epochs: number } };
+function modelTraining(arch: Architecture): { learningRate: number; momentum: number; weightDecay: number; lrDropFractions: number[]; lrDropFactor: number | undefined; augment: boolean } {
+  const t = arch.lthTraining;
   return {
     learningRate: t.learningRate,
-    momentum: t.momentum ?? 0,
-    weightDecay: t.weightDecay ?? 0,
-    lrDropFractions: t.learningRateDrops ? t.learningRateDrops.atEpochs.map((e) => e / t.learningRateDrops!.epochs) : [],
-    augment: t.augment ?? false,
+    momentum: t.momentum,
+    weightDecay: t.weightDecay,
+    lrDropFractions: t.learningRateDrops ? t.learningRateDrops.epochs.map((e) => e / t.learningRateDrops!.ofEpochs) : [],
+    lrDropFactor: t.learningRateDrops?.factor,
+    augment: t.augment !== undefined,
   };
 }
 
@@ -649,7 +650,9 @@ function modelTraining(arch: Architecture): { learningRate: number; momentum: nu
  */
 function defaultSchedule<S extends z.ZodType>(schema: S, base: Record<string, unknown>, prepared: Prepared): { params: z.output<S>; schedule: TrainSchedule } {
   const params = parseRequest(schema, base) as SearchImpParams | SearchOneShotParams | SearchAtInitParams | SearchGradualParams;
-  const trainCount = prepared.dataset.train.count + prepared.dataset.validation.count - params.validationSize;
+  // Only hashed into the run key: on a dataset too small for the default split, the default batch still resolves.
+  const batchSize = params.batchSize ?? prepared.arch.lthTraining.batchSize;
+  const trainCount = Math.max(prepared.dataset.train.count + prepared.dataset.validation.count - params.validationSize, batchSize);
   return { params: params as z.output<S>, schedule: resolveSchedule(params, prepared.arch, trainCount) };
 }
 
@@ -663,7 +666,7 @@ function impPlan(params: SearchImpParams, { arch, specs }: Prepared, schedule: T
   const controlLevels = params.controlLevels ?? Array.from({ length: params.levels }, (_, i) => i + 1);
   return {
     levels: params.levels,
-    scope: params.scope,
+    scope: params.scope ?? arch.lthScope,
     rates: Object.fromEntries(prunable.map((s) => [s.name, rateFor(s.role)])),
     globalRate: params.rate ?? arch.lthRates.fc,
     globalTensors: prunable.map((s) => s.name),

@@ -100,7 +100,7 @@ describe('ResNet-20 in the zoo', () => {
         optimizer: 'sgd', learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4, batchSize: 128,
         // 160 epochs of floor(45,000 / 128) = 351 steps: CIFAR-10's 50,000 less the 5,000 held out.
         iterations: 160 * 351,
-        learningRateDrops: { epochs: [80, 120], factor: 0.1 },
+        learningRateDrops: { epochs: [80, 120], ofEpochs: 160, factor: 0.1 },
         augment: { padding: 4, flip: true },
       });
       expect(hasConv(arch)).toBe(true);
