@@ -23,14 +23,11 @@ Prints one JSON line: {mode, masking, data, warmup, steps, seconds, steps_per_s,
 loss_at_step10, device, torch_version, threads, cudnn_benchmark, tf32}.
 """
 import argparse
-import json
 import sys
-import time
 
 import torch
-import torch.nn.functional as F
 
-from torch_env import blas_library
+from torch_timing import masked_step, print_result, time_steps
 
 from lenet_torch_stack import load_train
 
@@ -114,57 +111,9 @@ def main():
 
     total = args.warmup + args.steps
     rows = torch.randint(0, x_all.shape[0], (total, args.batch), device=device, generator=torch.Generator(device=device).manual_seed(args.seed))
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-
-    def step(i):
-        x = x_all[rows[i]]
-        y = y_all[rows[i]]
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(net(x), y)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            for w, m in masks:
-                w.mul_(m)
-        return loss
-
-    losses = {}
-
-    def run(first, last):
-        for i in range(first, last):
-            loss = step(i)
-            if i == 10:  # the loss of step 10, after 10 updates; read after the clock stops
-                losses[10] = loss.detach()
-
-    run(0, args.warmup)
-    sync()
-    began = time.perf_counter()
-    run(args.warmup, total)
-    sync()
-    seconds = time.perf_counter() - began
-
-    print(
-        json.dumps(
-            {
-                "mode": "eager",
-                "masking": "weights re-masked after each Adam step (open_lth)",
-                "data": "MNIST, random batches on the device",
-                "warmup": args.warmup,
-                "steps": args.steps,
-                "seconds": seconds,
-                "steps_per_s": args.steps / seconds,
-                "images_per_s": args.steps * args.batch / seconds,
-                "loss_at_step10": float(losses[10]) if 10 in losses else None,
-                "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
-                "torch_version": torch.__version__,
-                "blas": blas_library(),
-                "threads": torch.get_num_threads(),
-                "cudnn_benchmark": args.cudnn_benchmark,
-                "tf32": False,
-            }
-        ),
-        flush=True,
-    )
+    step = masked_step(net, opt, masks, x_all, y_all, rows)
+    seconds, loss_at_step10 = time_steps(step, args.warmup, args.steps, device)
+    print_result(args, device, seconds, loss_at_step10, masking="weights re-masked after each Adam step (open_lth)", data="MNIST, random batches on the device")
     return 0
 
 

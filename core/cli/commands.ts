@@ -128,17 +128,17 @@ const AT_INIT_METHODS: Record<PruneAtInitMethod, { summary: string; options: Opt
   },
 };
 
+/** A `search <method>` command: long (progress line, Ctrl-C), on a backend, model and dataset first. */
+function searchCommand(command: Pick<CommandDef, 'name' | 'summary' | 'options' | 'run'>): CommandDef {
+  return { ...command, positionals: [], long: true, usesBackend: true, options: [MODEL_OPTION, DATASET_OPTION, ...command.options] };
+}
+
 function atInitCommand(method: PruneAtInitMethod): CommandDef {
   const { summary, options } = AT_INIT_METHODS[method];
-  return {
+  return searchCommand({
     name: `search ${method}`,
     summary,
-    positionals: [],
-    long: true,
-    usesBackend: true,
     options: [
-      MODEL_OPTION,
-      DATASET_OPTION,
       { flag: 'sparsity', kind: 'number', help: 'fraction of prunable weights to remove, in (0, 1)' },
       ...(method === 'erk' ? [] : [{ flag: 'scope', kind: 'string', help: `layer | global (default ${method === 'random' ? 'layer' : 'global'})` } satisfies OptionDef]),
       ...options,
@@ -148,22 +148,17 @@ function atInitCommand(method: PruneAtInitMethod): CommandDef {
     async run(ctx, request) {
       printSearch(ctx, await ctx.api.searchAtInit({ ...request, method } as SearchAtInitRequest, callOptions(ctx)));
     },
-  };
+  });
 }
 
 /** Gradual magnitude pruning while training: GraNet (with regrowth) or plain GMP (ALGORITHMS.md §8). */
 function gradualCommand(regrow: boolean): CommandDef {
-  return {
+  return searchCommand({
     name: regrow ? 'search granet' : 'search gmp',
     summary: regrow
       ? 'GraNet: gradual magnitude pruning during training (cubic schedule) with zero-cost neuroregeneration by gradient'
       : 'gradual magnitude pruning during training on the cubic schedule of Zhu & Gupta, without regrowth',
-    positionals: [],
-    long: true,
-    usesBackend: true,
     options: [
-      MODEL_OPTION,
-      DATASET_OPTION,
       { flag: 'sparsity', kind: 'number', help: 'sparsity at the end of pruning, in (0, 1)' },
       { flag: 'initial-density', kind: 'number', help: 'density to start from: 1 = dense-to-sparse (default); below 1 = sparse-to-sparse from an ERK random mask (GraNet: 0.5)' },
       ...(regrow
@@ -180,19 +175,14 @@ function gradualCommand(regrow: boolean): CommandDef {
     async run(ctx, request) {
       printSearch(ctx, await ctx.api.searchGradual({ ...request, regrow } as SearchGradualRequest, callOptions(ctx)));
     },
-  };
+  });
 }
 
 export const COMMANDS: CommandDef[] = [
-  {
+  searchCommand({
     name: 'search imp',
     summary: 'iterative magnitude pruning with rewinding: a ticket per level',
-    positionals: [],
-    long: true,
-    usesBackend: true,
     options: [
-      MODEL_OPTION,
-      DATASET_OPTION,
       { flag: 'levels', kind: 'int', help: 'pruning levels after the dense one (default 15)' },
       { flag: 'rate', kind: 'number', help: 'fraction of remaining fc weights pruned per level (default 0.2); with --scope global, the one rate' },
       { flag: 'conv-rate', kind: 'number', help: 'per-level rate of conv layers (default 0.1; conv-6: 0.15)' },
@@ -207,16 +197,11 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, request) {
       printSearch(ctx, await ctx.api.searchImp(request as SearchImpRequest, callOptions(ctx)));
     },
-  },
-  {
+  }),
+  searchCommand({
     name: 'search oneshot',
     summary: 'one-shot magnitude pruning to a target sparsity',
-    positionals: [],
-    long: true,
-    usesBackend: true,
     options: [
-      MODEL_OPTION,
-      DATASET_OPTION,
       { flag: 'sparsity', kind: 'number', help: 'fraction of prunable weights to remove, in (0, 1)' },
       { flag: 'scope', kind: 'string', help: 'layer (default) | global' },
       { flag: 'from', field: 'fromTicket', kind: 'string', help: 'prune this ticket\'s trained weights instead of training a dense network first' },
@@ -226,16 +211,11 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, request) {
       printSearch(ctx, await ctx.api.searchOneShot(request as SearchOneShotRequest, callOptions(ctx)));
     },
-  },
-  {
+  }),
+  searchCommand({
     name: 'search jackpot',
     summary: 'lottery jackpot: search a mask on frozen trained weights (a stored ticket\'s, or a dense network trained first)',
-    positionals: [],
-    long: true,
-    usesBackend: true,
     options: [
-      MODEL_OPTION,
-      DATASET_OPTION,
       { flag: 'sparsity', kind: 'number', help: 'fraction of prunable weights to remove, in (0, 1); the classifier stays dense' },
       { flag: 'from', field: 'fromTicket', kind: 'string', help: 'search on this ticket\'s trained weights instead of training a dense network first' },
       { flag: 'search-iterations', kind: 'int', help: 'steps of score training (default 2000)' },
@@ -247,7 +227,7 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, request) {
       printSearch(ctx, await ctx.api.searchOneShot({ retrain: false, ...request, criterion: 'jackpot' } as SearchOneShotRequest, callOptions(ctx)));
     },
-  },
+  }),
   ...(['random', 'erk', 'snip', 'grasp', 'synflow'] as const).map(atInitCommand),
   gradualCommand(true),
   gradualCommand(false),

@@ -16,7 +16,7 @@ ENTRY_POINTS=(dist/core/cli/ticket-lab.js dist/bench/run-bench.js dist/bench/con
 # core loads with import('webgpu').
 EXTERNAL_PACKAGES=(better-sqlite3 webgpu)
 # Files beside the bundles that code finds through __dirname.
-BESIDE_BUNDLES=(bench/lenet_torch.py bench/lenet_torch_stack.py bench/conv2_torch.py bench/torch_env.py)
+BESIDE_BUNDLES=(bench/lenet_torch.py bench/lenet_torch_stack.py bench/conv2_torch.py bench/resnet20_torch.py bench/torch_timing.py bench/torch_env.py)
 ESBUILD_VERSION=0.28.2
 # .device + .gl: the working tree (about 1 MiB of sources) travels too, within the tool's 64 MiB.
 BUDGET_MIB=56

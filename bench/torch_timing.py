@@ -1,0 +1,75 @@
+"""The timed training loop and result line shared by the PyTorch conv references (conv2_torch.py,
+resnet20_torch.py): one masked network trained eagerly, re-masked after each optimiser step as
+open_lth does, timed between two device synchronisations after a warm-up."""
+import json
+import time
+
+import torch
+import torch.nn.functional as F
+
+from torch_env import blas_library
+
+
+def masked_step(net, opt, masks, x_all, y_all, rows):
+    """A step function over pre-drawn batch rows: zero_grad, forward, cross-entropy, backward, step, re-mask."""
+
+    def step(i):
+        x = x_all[rows[i]]
+        y = y_all[rows[i]]
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(net(x), y)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for w, m in masks:
+                w.mul_(m)
+        return loss
+
+    return step
+
+
+def time_steps(step, warmup, steps, device):
+    """Runs `warmup` steps, synchronises, times `steps` more; returns (seconds, loss of step 10 or None)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    losses = {}
+
+    def run(first, last):
+        for i in range(first, last):
+            loss = step(i)
+            if i == 10:  # the loss of step 10, after 10 updates; read after the clock stops
+                losses[10] = loss.detach()
+
+    run(0, warmup)
+    sync()
+    began = time.perf_counter()
+    run(warmup, warmup + steps)
+    sync()
+    seconds = time.perf_counter() - began
+    return seconds, (float(losses[10]) if 10 in losses else None)
+
+
+def print_result(args, device, seconds, loss_at_step10, masking, data, **extra):
+    """The one JSON line the bench reads (bench/conv-throughput.ts, TorchConvRow)."""
+    print(
+        json.dumps(
+            {
+                "mode": "eager",
+                "masking": masking,
+                "data": data,
+                "warmup": args.warmup,
+                "steps": args.steps,
+                "seconds": seconds,
+                "steps_per_s": args.steps / seconds,
+                "images_per_s": args.steps * args.batch / seconds,
+                "loss_at_step10": loss_at_step10,
+                "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
+                "torch_version": torch.__version__,
+                "blas": blas_library(),
+                "threads": torch.get_num_threads(),
+                "cudnn_benchmark": args.cudnn_benchmark,
+                "tf32": False,
+                **extra,
+            }
+        ),
+        flush=True,
+    )
