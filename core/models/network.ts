@@ -254,7 +254,7 @@ function forwardLayers(layers: readonly LayerSpec[], prefix: string, param: (nam
         h = tf.maxPool(h as tf.Tensor4D, layer.size, layer.size, 'valid');
         break;
       case 'globalavgpool':
-        h = tf.mean(h, [1, 2]);
+        h = plainOps ? tf.mean(h, [1, 2]) : spatialMean(h as tf.Tensor4D);
         break;
       case 'flatten':
         h = tf.reshape(h, [h.shape[0]!, -1]);
@@ -281,6 +281,7 @@ function forwardLayers(layers: readonly LayerSpec[], prefix: string, param: (nam
  * of the batch in training mode, the running statistics otherwise. Plain, twice-differentiable ops.
  */
 function batchNorm(x: tf.Tensor, name: string, param: (name: string) => tf.Tensor, options: ZooForwardOptions): tf.Tensor {
+  if (options.training && !options.plainOps) return trainingBatchNorm(x as tf.Tensor4D, name, param, options);
   let centered: tf.Tensor;
   let variance: tf.Tensor;
   if (options.training) {
@@ -294,6 +295,51 @@ function batchNorm(x: tf.Tensor, name: string, param: (name: string) => tf.Tenso
   }
   const scale = tf.mul(param(`${name}.gamma`), tf.rsqrt(tf.add(variance, BATCHNORM_EPSILON)));
   return tf.add(tf.mul(centered, scale), param(`${name}.beta`));
+}
+
+const CHANNEL_AXES = [0, 1, 2];
+
+/**
+ * Training-mode BatchNorm with its gradient written out (the closed form of Ioffe & Szegedy):
+ * dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)), dγ = Σ dy·x̂, dβ = Σ dy. Autodiff of the plain form
+ * gives the same numbers, but TF.js's Mean and Sum gradients build ones(x.shape) in JavaScript and
+ * upload it: megabytes per layer per step, most of a ResNet step's host time on a GPU. Only
+ * first-order: second-order scores (GraSP) use the plain form.
+ */
+function trainingBatchNorm(x: tf.Tensor4D, name: string, param: (name: string) => tf.Tensor, options: ZooForwardOptions): tf.Tensor {
+  const count = x.size / x.shape[3];
+  const normalize = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [input, gamma, beta, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
+    const mean = tf.div(tf.sum(input, CHANNEL_AXES), count);
+    const centered = tf.sub(input, mean);
+    const variance = tf.div(tf.sum(tf.square(centered), CHANNEL_AXES), count);
+    const rstd = tf.rsqrt(tf.add(variance, BATCHNORM_EPSILON));
+    const xHat = tf.mul(centered, rstd);
+    options.onBatchStats?.(name, mean as tf.Tensor1D, variance as tf.Tensor1D, count);
+    save([xHat, rstd, gamma]);
+    return {
+      value: tf.add(tf.mul(xHat, gamma), beta),
+      gradFunc: (dy, saved) => {
+        const [savedXHat, savedRstd, savedGamma] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        const dxHat = tf.mul(dy, savedGamma);
+        const meanDxHat = tf.div(tf.sum(dxHat, CHANNEL_AXES), count);
+        const meanDxHatXHat = tf.div(tf.sum(tf.mul(dxHat, savedXHat), CHANNEL_AXES), count);
+        const dx = tf.mul(tf.sub(tf.sub(dxHat, meanDxHat), tf.mul(savedXHat, meanDxHatXHat)), savedRstd);
+        return [dx, tf.sum(tf.mul(dy, savedXHat), CHANNEL_AXES), tf.sum(dy, CHANNEL_AXES)];
+      },
+    };
+  });
+  return normalize(x, param(`${name}.gamma`), param(`${name}.beta`));
+}
+
+/** Mean over height and width, [n, h, w, c] → [n, c], with a gradient that broadcasts on the device (no host-built ones, as above). */
+function spatialMean(x: tf.Tensor4D): tf.Tensor2D {
+  const [n, height, width, channels] = x.shape;
+  const mean = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
+    value: tf.div(tf.sum(args[0] as tf.Tensor4D, [1, 2]), height * width),
+    gradFunc: (dy) => tf.broadcastTo(tf.reshape(tf.div(dy, height * width), [n, 1, 1, channels]), [n, height, width, channels]),
+  }));
+  return mean(x) as tf.Tensor2D;
 }
 
 /**

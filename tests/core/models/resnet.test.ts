@@ -310,6 +310,40 @@ describe.each(['cpu', 'wasm'] as const)('BatchNorm on %s', (backend) => {
     net.dispose();
   });
 
+  it("training mode's written-out gradient (x, γ, β) equals autodiff of the plain form, and so do a whole ResNet-20's", () => {
+    // The plain form (plainOps) is autodiff of mean, subtract, square, mean, rsqrt: an independent computation.
+    const gradientsOf = (net: MaskedNetwork, input: tf.Tensor4D, weightsOfLoss: tf.Tensor, plainOps: boolean, withInput: boolean) =>
+      tf.tidy(() => {
+        const param = (name: string) => net.state.get(name) ?? net.params.get(name)!;
+        const loss = (xIn: tf.Tensor4D) => tf.sum(tf.mul(zooForward(net.arch, param, xIn, { training: true, plainOps }), weightsOfLoss)) as tf.Scalar;
+        const { grads } = tf.variableGrads(() => loss(input), net.variables);
+        const out = Object.fromEntries([...net.params].map(([name, v]) => [name, grads[v.name]!.dataSync()]));
+        if (withInput) out.x = tf.grad(loss)(input).dataSync();
+        return out;
+      });
+    const expectClose = (a: Record<string, Float32Array | Int32Array | Uint8Array>, b: Record<string, Float32Array | Int32Array | Uint8Array>) => {
+      expect(Object.keys(a).sort()).toEqual(Object.keys(b).sort());
+      for (const key of Object.keys(a)) {
+        const scale = Math.max(1e-3, ...Array.from(b[key]!, Math.abs));
+        for (let i = 0; i < a[key]!.length; i++) expect(Math.abs(a[key]![i]! - b[key]![i]!) / scale, `${key}[${i}]`).toBeLessThan(2e-4);
+      }
+    };
+
+    const bnNet = new MaskedNetwork(arch, specs, weights, []);
+    const input = tf.tensor4d(x, [n, h, w, c]);
+    const r = tf.tensor2d(randomValues(n * h * w * c, 10), [n, h * w * c]);
+    expectClose(gradientsOf(bnNet, input, r, false, true), gradientsOf(bnNet, input, r, true, true));
+    bnNet.dispose();
+
+    const resnetSpecs = paramSpecs(resnetA, [8, 8, 3], 10);
+    const resnet = new MaskedNetwork(resnetA, resnetSpecs, initWeights(resnetSpecs, 3), []);
+    const images = tf.tensor4d(randomValues(4 * 8 * 8 * 3, 11), [4, 8, 8, 3]);
+    const logitWeights = tf.tensor2d(randomValues(4 * 10, 12), [4, 10]);
+    expectClose(gradientsOf(resnet, images, logitWeights, false, false), gradientsOf(resnet, images, logitWeights, true, false));
+    resnet.dispose();
+    tf.dispose([input, r, images, logitWeights]);
+  });
+
   it('eval mode normalises by the running statistics, each example independent of the rest of its batch', () => {
     const net = new MaskedNetwork(arch, specs, weights, []);
     const all = tf.tidy(() => net.forward(tf.tensor4d(x, [n, h, w, c])).dataSync());
