@@ -310,9 +310,10 @@ function trainingBatchNorm(x: tf.Tensor4D, name: string, param: (name: string) =
   const count = x.size / x.shape[3];
   const normalize = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [input, gamma, beta, save] = args as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D, tf.GradSaveFunc];
-    const mean = tf.div(tf.sum(input, CHANNEL_AXES), count);
+    // Inside a custom gradient no op's own gradient is taken, so tf.mean (one reduction) is safe here.
+    const mean = tf.mean(input, CHANNEL_AXES);
     const centered = tf.sub(input, mean);
-    const variance = tf.div(tf.sum(tf.square(centered), CHANNEL_AXES), count);
+    const variance = tf.mean(tf.square(centered), CHANNEL_AXES);
     const rstd = tf.rsqrt(tf.add(variance, BATCHNORM_EPSILON));
     const xHat = tf.mul(centered, rstd);
     options.onBatchStats?.(name, mean as tf.Tensor1D, variance as tf.Tensor1D, count);
@@ -322,8 +323,8 @@ function trainingBatchNorm(x: tf.Tensor4D, name: string, param: (name: string) =
       gradFunc: (dy, saved) => {
         const [savedXHat, savedRstd, savedGamma] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
         const dxHat = tf.mul(dy, savedGamma);
-        const meanDxHat = tf.div(tf.sum(dxHat, CHANNEL_AXES), count);
-        const meanDxHatXHat = tf.div(tf.sum(tf.mul(dxHat, savedXHat), CHANNEL_AXES), count);
+        const meanDxHat = tf.mean(dxHat, CHANNEL_AXES);
+        const meanDxHatXHat = tf.mean(tf.mul(dxHat, savedXHat), CHANNEL_AXES);
         const dx = tf.mul(tf.sub(tf.sub(dxHat, meanDxHat), tf.mul(savedXHat, meanDxHatXHat)), savedRstd);
         return [dx, tf.sum(tf.mul(dy, savedXHat), CHANNEL_AXES), tf.sum(dy, CHANNEL_AXES)];
       },
@@ -336,7 +337,7 @@ function trainingBatchNorm(x: tf.Tensor4D, name: string, param: (name: string) =
 function spatialMean(x: tf.Tensor4D): tf.Tensor2D {
   const [n, height, width, channels] = x.shape;
   const mean = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => ({
-    value: tf.div(tf.sum(args[0] as tf.Tensor4D, [1, 2]), height * width),
+    value: tf.mean(args[0] as tf.Tensor4D, [1, 2]),
     gradFunc: (dy) => tf.broadcastTo(tf.reshape(tf.div(dy, height * width), [n, 1, 1, channels]), [n, height, width, channels]),
   }));
   return mean(x) as tf.Tensor2D;

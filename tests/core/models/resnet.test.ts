@@ -318,7 +318,7 @@ describe.each(['cpu', 'wasm'] as const)('BatchNorm on %s', (backend) => {
         const loss = (xIn: tf.Tensor4D) => tf.sum(tf.mul(zooForward(net.arch, param, xIn, { training: true, plainOps }), weightsOfLoss)) as tf.Scalar;
         const { grads } = tf.variableGrads(() => loss(input), net.variables);
         const out = Object.fromEntries([...net.params].map(([name, v]) => [name, grads[v.name]!.dataSync()]));
-        if (withInput) out.x = tf.grad(loss)(input).dataSync();
+        if (withInput) out.x = tf.grad((xIn: tf.Tensor) => loss(xIn as tf.Tensor4D))(input).dataSync();
         return out;
       });
     const expectClose = (a: Record<string, Float32Array | Int32Array | Uint8Array>, b: Record<string, Float32Array | Int32Array | Uint8Array>) => {
