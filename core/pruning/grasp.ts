@@ -131,7 +131,8 @@ export const graspStrategy: PruningStrategy<GraspParams> = {
   description: 'GraSP: keep the weights that most preserve gradient flow, the largest (Hessian × gradient) ⊙ weight on a batch of training data, signed (global or layer-wise, as the budget says).',
   params: graspParams,
   async prune(input, signal) {
-    const { scores } = await graspScores(input, signal);
+    const { scores, hessianPath } = await graspScores(input, signal);
+    input.onReport?.({ hessianPath });
     const next = cloneMasks(input.masks);
     pruneToBudget(next, scores, input.budget);
     return next;

@@ -53,6 +53,8 @@ export interface OneShotOutcome {
   pruned?: { validation: EvalResult; test: EvalResult };
   finalWeights: WeightSet;
   rewindWeights?: WeightSet;
+  /** What the strategy reported about its choice (PruneInput.onReport). */
+  strategyReport?: Record<string, unknown>;
 }
 
 export interface OneShotInput {
@@ -100,9 +102,11 @@ export async function runOneShot(input: OneShotInput): Promise<void> {
 
   const budget = sparsityBudget(masks, plan.sparsity, plan.scope, plan.tensors);
   const strategy = pruningStrategy(plan.method);
+  let report: Record<string, unknown> | undefined;
   const prunedMasks = await strategy.prune(
     {
       weights: trained, masks, budget, params: plan.methodParams as never, seed: plan.seed, context: { arch, specs, dataset },
+      onReport: (r) => (report = { ...report, ...r }),
       onProgress: (p) => input.onProgress?.({ phase: 'prune', iteration: p.done, startIteration: 0, endIteration: p.total, loss: p.loss ?? null, valAccuracy: null }),
     },
     signal,
@@ -113,9 +117,9 @@ export async function runOneShot(input: OneShotInput): Promise<void> {
   });
   const pruned = await evaluateWeights(arch, specs, dataset, prunedWeights, prunedMasks);
   if (!plan.retrain) {
-    await input.onOutcome({ level, kind: 'pruned', masks: prunedMasks, startWeights: prunedWeights, result: null, pruned, finalWeights: prunedWeights });
+    await input.onOutcome({ level, kind: 'pruned', masks: prunedMasks, startWeights: prunedWeights, result: null, pruned, finalWeights: prunedWeights, ...(report ? { strategyReport: report } : {}) });
     return;
   }
   const result = await train(input.source.kind === 'init' ? 'train' : 'retrain', rewind, prunedMasks, k);
-  await input.onOutcome({ level, kind: 'pruned', masks: prunedMasks, startWeights: rewind, result, pruned, finalWeights: result.finalWeights });
+  await input.onOutcome({ level, kind: 'pruned', masks: prunedMasks, startWeights: rewind, result, pruned, finalWeights: result.finalWeights, ...(report ? { strategyReport: report } : {}) });
 }

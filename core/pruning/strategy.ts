@@ -27,6 +27,8 @@ export interface PruneInput<P> {
   context?: PruneContext | undefined;
   /** Progress of a long search (the lottery jackpot's score training, SynFlow's rounds). */
   onProgress?: ((p: PruneProgress) => void) | undefined;
+  /** How the strategy chose, where that is not fixed by its parameters (GraSP's Hessian path under 'auto'): stored with the ticket. */
+  onReport?: ((report: Record<string, unknown>) => void) | undefined;
 }
 
 export interface PruneProgress {

@@ -798,6 +798,7 @@ function strategyParams(id: string, raw: Record<string, unknown>): unknown {
 
 function oneShotTicket(outcome: OneShotOutcome, parentId: string | null): NewTicket {
   const metrics: Record<string, unknown> = outcome.result ? trainMetrics(outcome.result) : {};
+  if (outcome.strategyReport) metrics.strategy = outcome.strategyReport;
   if (outcome.pruned) {
     metrics.prunedBeforeRetraining = {
       valLoss: outcome.pruned.validation.loss,

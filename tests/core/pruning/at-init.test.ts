@@ -49,6 +49,8 @@ describe('pruning at initialisation', () => {
     expect(run.method).toBe(method);
     expect(run.hparams.method).toBe(method);
     expect(run.hparams.sparsity).toBe(0.9);
+    // How GraSP took its Hessian-gradient product under 'auto' is kept with the ticket (exact on LeNet).
+    expect(record.metrics.strategy).toEqual(method === 'grasp' ? { hessianPath: 'exact' } : undefined);
     store.close();
   });
 
