@@ -83,6 +83,10 @@ describe('ticket-lab CLI', () => {
       [['search', 'dance'], 2, /unknown command 'search dance'/],
       [['show', 'tk_nothing'], 1, /No ticket matches 'tk_nothing'/],
       [['compare', 'tk_a'], 2, /compare takes A B/],
+      [['search', 'granet', ...tiny, '--sparsity', '0.9', '--regrowth-rate', '2'], 2, /regrowthRate/],
+      [['search', 'gmp', ...tiny, '--sparsity', '0.9', '--regrowth-rate', '0.3'], 2, /Unknown option '--regrowth-rate'/],
+      [['search', 'imp', ...tiny, '--lr-drops', '0.5,x'], 2, /--lr-drops expects numbers separated by commas/],
+      [['search', 'imp', ...tiny, '--lr-drops', '1.5'], 2, /lrDrops/],
     ];
     for (const [args, code, message] of cases) {
       const result = await runCliProcess([...args, '--db', db]);
