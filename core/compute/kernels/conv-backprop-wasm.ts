@@ -1,5 +1,7 @@
 // Conv2DBackpropFilter for TF.js's WASM backend, which has none (tfjs 4.22): without it the
 // gradient of tf.conv2d / tf.fused.conv2d has no kernel there and conv nets cannot train on WASM.
+// And Conv2DBackpropInput, replacing the stock one: a scalar loop that took 1.6 of a Conv-2 step's
+// 2.1 s on the 2-core VM (`node dist/bench/profile-step.js --model conv-2 --backend wasm`).
 //
 // The arithmetic is core/compute/wasm/assembly/conv.ts (SIMD, on the TF.js heap): X is copied
 // once into a zero-padded scratch tensor, which turns each filter row of dW into one matrix
@@ -13,6 +15,7 @@ import { type BackendWasmInternals, heapOffset, wasmKernels } from '../wasm/wasm
 import { type KernelArgs, registerKernels } from './custom-kernel';
 
 export const CONV2D_BACKPROP_FILTER = 'Conv2DBackpropFilter';
+export const CONV2D_BACKPROP_INPUT = 'Conv2DBackpropInput';
 
 /**
  * Output positions per call of the kernel. A block's packed runs of X (positions × KW·ci floats)
@@ -30,32 +33,33 @@ type Shape4 = [number, number, number, number];
 
 const roundUp = (n: number, multiple: number) => Math.ceil(n / multiple) * multiple;
 
-/** The convolution dW belongs to, as TF.js's own kernels resolve it; refuses what this kernel does not cover. */
-function convInfoFor(x: tf.TensorInfo, dy: tf.TensorInfo, attrs: KernelArgs['attrs']): tf.backend_util.Conv2DInfo {
+/** The convolution a gradient belongs to, as TF.js's own kernels resolve it; refuses what these kernels do not cover. */
+function convInfoFor(kernel: string, xShape: readonly number[], filterShape: readonly number[], dy: tf.TensorInfo, dtypes: readonly tf.DataType[], attrs: KernelArgs['attrs']): tf.backend_util.Conv2DInfo {
   const a = attrs as unknown as tf.Conv2DBackpropFilterAttrs & { dilations?: number | [number, number] };
   if (a.dataFormat !== undefined && a.dataFormat !== 'NHWC') {
-    throw new Error(`${CONV2D_BACKPROP_FILTER} on wasm (Ticket Lab's kernel) supports dataFormat 'NHWC' only, got '${a.dataFormat}'.`);
+    throw new Error(`${kernel} on wasm (Ticket Lab's kernel) supports dataFormat 'NHWC' only, got '${a.dataFormat}'.`);
   }
   const dilations = a.dilations === undefined ? [1, 1] : typeof a.dilations === 'number' ? [a.dilations, a.dilations] : a.dilations;
   if (dilations.some((d) => d !== 1)) {
-    throw new Error(`${CONV2D_BACKPROP_FILTER} on wasm (Ticket Lab's kernel) supports dilations 1 only, got [${dilations.join(', ')}].`);
+    throw new Error(`${kernel} on wasm (Ticket Lab's kernel) supports dilations 1 only, got [${dilations.join(', ')}].`);
   }
-  if (x.shape.length !== 4 || dy.shape.length !== 4 || a.filterShape.length !== 4) {
-    throw new Error(`${CONV2D_BACKPROP_FILTER} needs a 4-D x, dy and filter shape, got [${x.shape.join(', ')}], [${dy.shape.join(', ')}] and [${a.filterShape.join(', ')}].`);
+  if (xShape.length !== 4 || dy.shape.length !== 4 || filterShape.length !== 4) {
+    throw new Error(`${kernel} needs a 4-D x, dy and filter shape, got [${xShape.join(', ')}], [${dy.shape.join(', ')}] and [${filterShape.join(', ')}].`);
   }
-  if (x.dtype !== 'float32' || dy.dtype !== 'float32') {
-    throw new Error(`${CONV2D_BACKPROP_FILTER} on wasm (Ticket Lab's kernel) takes float32 tensors, got ${x.dtype} and ${dy.dtype}.`);
+  if (dtypes.some((d) => d !== 'float32')) {
+    throw new Error(`${kernel} on wasm (Ticket Lab's kernel) takes float32 tensors, got ${dtypes.join(' and ')}.`);
   }
-  const c = tf.backend_util.computeConv2DInfo(x.shape as Shape4, a.filterShape, a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
+  const c = tf.backend_util.computeConv2DInfo(xShape as Shape4, filterShape as Shape4, a.strides, 1, a.pad, a.dimRoundingMode, false, 'channelsLast');
   if (dy.shape.some((d, i) => d !== c.outShape[i])) {
-    throw new Error(`${CONV2D_BACKPROP_FILTER}: dy has shape [${dy.shape.join(', ')}], the convolution of [${x.shape.join(', ')}] with [${a.filterShape.join(', ')}] gives [${c.outShape.join(', ')}].`);
+    throw new Error(`${kernel}: dy has shape [${dy.shape.join(', ')}], the convolution of [${xShape.join(', ')}] with [${filterShape.join(', ')}] gives [${c.outShape.join(', ')}].`);
   }
   return c;
 }
 
 function conv2DBackpropFilterWasm({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
-  const c = convInfoFor(x, dy, attrs);
+  const { filterShape } = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
+  const c = convInfoFor(CONV2D_BACKPROP_FILTER, x.shape, filterShape, dy, [x.dtype, dy.dtype], attrs);
   const be = backend as unknown as WasmBackend;
   const k = wasmKernels(be);
 
@@ -111,9 +115,96 @@ function conv2DBackpropFilterWasm({ inputs, backend, attrs }: KernelArgs): tf.Te
   return dw;
 }
 
-/** Registers the kernel for 'wasm' unless a Conv2DBackpropFilter is already there (idempotent). */
-export function registerConvBackpropWasm(): void {
-  registerKernels([{ name: CONV2D_BACKPROP_FILTER, implementations: { wasm: conv2DBackpropFilterWasm } }]);
+/**
+ * dX for the convolution of an x of `inputShape` with `filter`: dxpad (zero-padded dX, as the filter
+ * gradient pads X) accumulates each output position's dY · W[kh]ᵀ over its runs, then is cropped.
+ * Scratch, freed before returning: dxpad (a little more than dX) and W transposed per filter row.
+ */
+function conv2DBackpropInputWasm({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
+  const { dy, filter } = inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+  const { inputShape } = attrs as unknown as tf.Conv2DBackpropInputAttrs;
+  const c = convInfoFor(CONV2D_BACKPROP_INPUT, inputShape, filter.shape, dy, [dy.dtype, filter.dtype], attrs);
+  const be = backend as unknown as WasmBackend;
+  const k = wasmKernels(be);
+  const padHeight = Math.max(0, (c.outHeight - 1) * c.strideHeight + c.filterHeight);
+  const padWidth = Math.max(0, (c.outWidth - 1) * c.strideWidth + c.filterWidth);
+  const m = c.filterWidth * c.inChannels;
+  const mPad = roundUp(m, 8);
+  const rows = c.batchSize * c.outHeight;
+  const positions = rows * c.outWidth;
+
+  const dx = be.makeOutput([...inputShape], 'float32');
+  const scratch: tf.TensorInfo[] = [];
+  const temporary = (size: number) => {
+    const t = be.makeOutput([size], 'float32');
+    scratch.push(t);
+    return t;
+  };
+  try {
+    // mPad − m floats past the last pixel: the last run's tile adds exact zeros there.
+    const dxpadFloats = c.batchSize * padHeight * padWidth * c.inChannels + mPad;
+    const dxpad = temporary(dxpadFloats);
+    const dxpadAt = heapOffset(be, dxpad);
+    k.zeroFloats(dxpadAt, dxpadFloats);
+    if (positions > 0) {
+      const wt = temporary(c.filterHeight * c.outChannels * mPad);
+      const wtAt = heapOffset(be, wt);
+      k.convTransposeFilter(heapOffset(be, filter), wtAt, c.filterHeight, m, c.outChannels, mPad);
+      const dyAt = heapOffset(be, dy);
+      // Blocks of output rows, one call each, as in the filter gradient (V8 tiers the kernel up between calls).
+      const rowsPerBlock = Math.max(1, Math.round(256 / Math.max(1, c.outWidth)));
+      for (let r = 0; r < rows; r += rowsPerBlock) {
+        k.convInputGradRows(
+          dyAt, wtAt, dxpadAt, r, Math.min(rowsPerBlock, rows - r), c.outHeight, c.outWidth,
+          padHeight, padWidth, c.inChannels, c.strideHeight, c.strideWidth, c.filterHeight, mPad, c.outChannels,
+        );
+      }
+    }
+    k.convUnpadInput(dxpadAt, heapOffset(be, dx), c.batchSize, c.inHeight, c.inWidth, c.inChannels, padHeight, padWidth, c.padInfo.top, c.padInfo.left);
+  } catch (error) {
+    be.disposeData(dx.dataId);
+    throw error;
+  } finally {
+    for (const t of scratch) be.disposeData(t.dataId);
+  }
+  return dx;
 }
 
+const OURS = Symbol('ticket-lab conv backprop (wasm)');
+type MarkedConfig = tf.KernelConfig & { [OURS]?: true };
+
+/** Puts our Conv2DBackpropInput in place of the stock one (idempotent). */
+function installInputGradient(): void {
+  const current = tf.getKernel(CONV2D_BACKPROP_INPUT, 'wasm') as MarkedConfig | undefined;
+  if (current?.[OURS]) return;
+  if (current) tf.unregisterKernel(CONV2D_BACKPROP_INPUT, 'wasm');
+  const config: MarkedConfig = { kernelName: CONV2D_BACKPROP_INPUT, backendName: 'wasm', kernelFunc: conv2DBackpropInputWasm as tf.KernelFunc, [OURS]: true };
+  tf.registerKernel(config);
+}
+
+/**
+ * Registers both kernels for 'wasm': the filter gradient where there is none, the input gradient
+ * in place of the stock one once the WASM backend package has registered that (idempotent).
+ */
+export function registerConvBackpropWasm(): void {
+  registerKernels([{ name: CONV2D_BACKPROP_FILTER, implementations: { wasm: conv2DBackpropFilterWasm } }]);
+  if (tf.getKernel(CONV2D_BACKPROP_INPUT, 'wasm') !== undefined) installInputGradient();
+}
+
+/**
+ * The WASM backend package is loaded lazily (core/compute/backend.ts), after this module, and
+ * registers its stock kernels then. A kernel of our own with a setupFunc, which TF.js calls when
+ * the 'wasm' backend is initialised, swaps ours in after that (as conv-backprop-webgpu.ts does).
+ */
+const INSTALLER = 'TicketLabConvBackpropWasmInstaller';
+if (tf.getKernel(INSTALLER, 'wasm') === undefined) {
+  tf.registerKernel({
+    kernelName: INSTALLER,
+    backendName: 'wasm',
+    kernelFunc: () => {
+      throw new Error(`${INSTALLER} is not a kernel: it only installs Ticket Lab's conv input gradient on wasm.`);
+    },
+    setupFunc: () => installInputGradient(),
+  });
+}
 registerConvBackpropWasm();

@@ -25,6 +25,13 @@ export interface WasmKernelExports {
   convFilterGradRows(xpad: number, dy: number, dw: number, rowStart: number, rowCount: number, outHeight: number, outWidth: number, padHeight: number, padWidth: number, inChannels: number, strideHeight: number, strideWidth: number, filterHeight: number, mPad: number, coPad: number, aPack: number): void;
   /** Copies dwPad [kh][mPad][coPad] into dw [kh][m][co]. */
   convUnpadFilter(dwPad: number, dw: number, filterHeight: number, m: number, mPad: number, co: number, coPad: number): void;
+  /** wt [kh][co][mPad] = w [kh][m][co] transposed per filter row, zero columns past m. */
+  convTransposeFilter(w: number, wt: number, filterHeight: number, m: number, co: number, mPad: number): void;
+  /** Conv2D input gradient of one block of output rows, added into dxpad [n][hp][wp][ci]; wt from convTransposeFilter, dy rows co floats long. */
+  convInputGradRows(dy: number, wt: number, dxpad: number, rowStart: number, rowCount: number, outHeight: number, outWidth: number, padHeight: number, padWidth: number, inChannels: number, strideHeight: number, strideWidth: number, filterHeight: number, mPad: number, co: number): void;
+  /** dx [n, h, w, c] = dxpad [n, hp, wp, c] at (padTop, padLeft), zeros where dxpad has no pixel. */
+  convUnpadInput(dxpad: number, dx: number, n: number, h: number, w: number, c: number, hp: number, wp: number, padTop: number, padLeft: number): void;
+  zeroFloats(ptr: number, count: number): void;
 }
 
 // The WebAssembly JS API, declared here: core compiles without the DOM library that types it.

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { selectBackend } from '../../../core/compute/backend';
-import { CONV2D_BACKPROP_FILTER } from '../../../core/compute/kernels/conv-backprop-wasm';
+import { CONV2D_BACKPROP_FILTER, CONV2D_BACKPROP_INPUT } from '../../../core/compute/kernels/conv-backprop-wasm';
 import { hasKernel } from '../../../core/compute/kernels/custom-kernel';
 import { Rng } from '../../../core/compute/rng';
 import { variableFrom } from '../../../core/models/network';
@@ -200,6 +200,84 @@ describe('Conv2DBackpropFilter on wasm', () => {
     expect(run({ dataFormat: 'NCHW' })).toThrow(/NHWC/);
     expect(run({ dilations: 2 })).toThrow(/dilations/);
     tf.dispose([x, dy]);
+  });
+});
+
+/** dX through TF.js's kernel registry on the current backend. */
+function inputGrad(c: Conv, dy: Float32Array, filter: Float32Array): Float32Array {
+  return tf.tidy(() => {
+    const attrs = { strides: c.strides, pad: c.pad, dataFormat: 'NHWC', dimRoundingMode: c.dimRoundingMode, inputShape: c.x };
+    const dx = tf.engine().runKernel(CONV2D_BACKPROP_INPUT, { dy: tf.tensor4d(dy, outShape(c)), filter: tf.tensor4d(filter, c.filter) }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+    expect(dx.shape).toEqual(c.x);
+    return dx.dataSync() as Float32Array;
+  });
+}
+
+/**
+ * dX from the cpu backend's forward convolution, for the zoo's shapes (stride 1, 'same', odd
+ * kernels), where its own Conv2DBackpropInput is a scalar loop too slow to wait for: dY convolved
+ * with W flipped in space and transposed in channels. Checked against the cpu kernel below.
+ */
+function inputGradByForwardConv(c: Conv, dy: Float32Array, filter: Float32Array): Float32Array {
+  return tf.tidy(() => {
+    const flipped = tf.reverse(tf.transpose(tf.tensor4d(filter, c.filter), [0, 1, 3, 2]), [0, 1]);
+    return tf.conv2d(tf.tensor4d(dy, outShape(c)), flipped as tf.Tensor4D, 1, 'same').dataSync() as Float32Array;
+  });
+}
+
+describe('Conv2DBackpropInput on wasm (ours, replacing the stock scalar loop)', () => {
+  const filterOf = (c: Conv, seed: number) => draw(seed, 'filter', tf.util.sizeFromShape(c.filter));
+
+  it('is the registered kernel once the backend is set', async () => {
+    await useBackend('wasm');
+    expect(tf.getKernel(CONV2D_BACKPROP_INPUT, 'wasm')?.kernelFunc.name).toBe('conv2DBackpropInputWasm');
+  });
+
+  it.each([...ODD_CASES, ...OTHER_CASES].map((c, i) => [describeConv(c), i, c] as const))('matches the cpu kernel: %s', async (_name, i, c) => {
+    const { dy } = inputsFor(c, i);
+    const filter = filterOf(c, i);
+    const ref = await onCpu(() => inputGrad(c, dy, filter));
+    expectClose(await onWasm(() => inputGrad(c, dy, filter)), ref);
+  });
+
+  it('the forward-conv reference agrees with the cpu kernel', async () => {
+    const c: Conv = { x: [3, 7, 6, 5], filter: [3, 3, 5, 7], strides: 1, pad: 'same' };
+    const { dy } = inputsFor(c, 98);
+    const filter = filterOf(c, 98);
+    const [kernel, viaForward] = await onCpu(() => [inputGrad(c, dy, filter), inputGradByForwardConv(c, dy, filter)]);
+    expectClose(viaForward!, kernel!);
+  });
+
+  it.each(ZOO_CASES.map((c, i) => [describeConv(c), i, c] as const))('matches the cpu backend on the zoo shape %s', async (_name, i, c) => {
+    const { dy } = inputsFor(c, 2000 + i);
+    const filter = filterOf(c, 2000 + i);
+    const ref = await onCpu(() => inputGradByForwardConv(c, dy, filter));
+    expectClose(await onWasm(() => inputGrad(c, dy, filter)), ref);
+  });
+
+  it('gives an empty dX for an empty batch, and leaks no tensors or scratch', async () => {
+    const empty: Conv = { x: [0, 5, 7, 3], filter: [3, 3, 3, 5], strides: 1, pad: 'same' };
+    expect(await onWasm(() => inputGrad(empty, new Float32Array(0), filterOf(empty, 1)))).toHaveLength(0);
+    const cases = [OTHER_CASES[0]!, ODD_CASES[5]!].map((c, i) => ({ c, dy: inputsFor(c, i).dy, filter: filterOf(c, i) }));
+    const run = () => cases.forEach(({ c, dy, filter }) => inputGrad(c, dy, filter));
+    run();
+    const before = tf.memory();
+    run();
+    const after = tf.memory();
+    expect(after.numTensors).toBe(before.numTensors);
+    expect(after.numDataBuffers).toBe(before.numDataBuffers);
+    expect(after.numBytes).toBe(before.numBytes);
+  });
+
+  it('refuses NCHW and dilations', async () => {
+    await useBackend('wasm');
+    const dy = tf.zeros([1, 5, 5, 3]);
+    const filter = tf.zeros([3, 3, 2, 3]);
+    const attrs = { strides: 1, pad: 'same', dataFormat: 'NHWC', inputShape: [1, 5, 5, 2] };
+    const run = (extra: object) => () => tf.engine().runKernel(CONV2D_BACKPROP_INPUT, { dy, filter }, { ...attrs, ...extra } as unknown as tf.NamedAttrMap);
+    expect(run({ dataFormat: 'NCHW' })).toThrow(/NHWC/);
+    expect(run({ dilations: 2 })).toThrow(/dilations/);
+    tf.dispose([dy, filter]);
   });
 });
 
