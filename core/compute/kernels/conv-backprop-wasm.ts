@@ -56,6 +56,41 @@ function convInfoFor(kernel: string, xShape: readonly number[], filterShape: rea
   return c;
 }
 
+/** The zero-padded image both gradients work on: every pixel some output position reads, [n, padHeight, padWidth, ci]. */
+function paddedGeometry(c: tf.backend_util.Conv2DInfo) {
+  const rows = c.batchSize * c.outHeight;
+  return {
+    padHeight: Math.max(0, (c.outHeight - 1) * c.strideHeight + c.filterHeight),
+    padWidth: Math.max(0, (c.outWidth - 1) * c.strideWidth + c.filterWidth),
+    /** Floats of one filter row's run: KW·ci. */
+    m: c.filterWidth * c.inChannels,
+    rows,
+    positions: rows * c.outWidth,
+  };
+}
+
+/**
+ * Runs `body` with an output tensor of `shape` and a `temporary` allocator for scratch tensors:
+ * the scratch is freed when it returns, the output too if it throws.
+ */
+function withScratch(be: WasmBackend, shape: number[], body: (output: tf.TensorInfo, temporary: (floats: number) => tf.TensorInfo) => void): tf.TensorInfo {
+  const output = be.makeOutput(shape, 'float32');
+  const scratch: tf.TensorInfo[] = [];
+  try {
+    body(output, (floats) => {
+      const t = be.makeOutput([floats], 'float32');
+      scratch.push(t);
+      return t;
+    });
+  } catch (error) {
+    be.disposeData(output.dataId);
+    throw error;
+  } finally {
+    for (const t of scratch) be.disposeData(t.dataId);
+  }
+  return output;
+}
+
 function conv2DBackpropFilterWasm({ inputs, backend, attrs }: KernelArgs): tf.TensorInfo {
   const { x, dy } = inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const { filterShape } = attrs as unknown as tf.Conv2DBackpropFilterAttrs;
@@ -65,22 +100,11 @@ function conv2DBackpropFilterWasm({ inputs, backend, attrs }: KernelArgs): tf.Te
 
   // Padded X covers exactly the pixels some output position reads (rows and columns that only
   // 'valid' rounding leaves out are dropped); dW[kh] is m = KW·ci rows of co.
-  const padHeight = Math.max(0, (c.outHeight - 1) * c.strideHeight + c.filterHeight);
-  const padWidth = Math.max(0, (c.outWidth - 1) * c.strideWidth + c.filterWidth);
-  const m = c.filterWidth * c.inChannels;
+  const { padHeight, padWidth, m, rows, positions } = paddedGeometry(c);
   const mPad = roundUp(m, 4);
   const coPad = roundUp(c.outChannels, 8);
-  const rows = c.batchSize * c.outHeight;
-  const positions = rows * c.outWidth;
 
-  const dw = be.makeOutput([...c.filterShape], 'float32');
-  const scratch: tf.TensorInfo[] = [];
-  const temporary = (size: number) => {
-    const t = be.makeOutput([size], 'float32');
-    scratch.push(t);
-    return t;
-  };
-  try {
+  return withScratch(be, [...c.filterShape], (dw, temporary) => {
     // 4 floats past the last pixel: the last tile of rows j ≥ m reads up to 3 (conv.ts).
     const xpad = temporary(positions > 0 ? c.batchSize * padHeight * padWidth * c.inChannels + 4 : 4);
     if (positions > 0) {
@@ -106,13 +130,7 @@ function conv2DBackpropFilterWasm({ inputs, backend, attrs }: KernelArgs): tf.Te
       );
     }
     if (!direct) k.convUnpadFilter(dwAt, heapOffset(be, dw), c.filterHeight, m, mPad, c.outChannels, coPad);
-  } catch (error) {
-    be.disposeData(dw.dataId);
-    throw error;
-  } finally {
-    for (const t of scratch) be.disposeData(t.dataId);
-  }
-  return dw;
+  });
 }
 
 /**
@@ -126,29 +144,16 @@ function conv2DBackpropInputWasm({ inputs, backend, attrs }: KernelArgs): tf.Ten
   const c = convInfoFor(CONV2D_BACKPROP_INPUT, inputShape, filter.shape, dy, [dy.dtype, filter.dtype], attrs);
   const be = backend as unknown as WasmBackend;
   const k = wasmKernels(be);
-  const padHeight = Math.max(0, (c.outHeight - 1) * c.strideHeight + c.filterHeight);
-  const padWidth = Math.max(0, (c.outWidth - 1) * c.strideWidth + c.filterWidth);
-  const m = c.filterWidth * c.inChannels;
+  const { padHeight, padWidth, m, rows, positions } = paddedGeometry(c);
   const mPad = roundUp(m, 8);
-  const rows = c.batchSize * c.outHeight;
-  const positions = rows * c.outWidth;
 
-  const dx = be.makeOutput([...inputShape], 'float32');
-  const scratch: tf.TensorInfo[] = [];
-  const temporary = (size: number) => {
-    const t = be.makeOutput([size], 'float32');
-    scratch.push(t);
-    return t;
-  };
-  try {
+  return withScratch(be, [...inputShape], (dx, temporary) => {
     // mPad − m floats past the last pixel: the last run's tile adds exact zeros there.
     const dxpadFloats = c.batchSize * padHeight * padWidth * c.inChannels + mPad;
-    const dxpad = temporary(dxpadFloats);
-    const dxpadAt = heapOffset(be, dxpad);
+    const dxpadAt = heapOffset(be, temporary(dxpadFloats));
     k.zeroFloats(dxpadAt, dxpadFloats);
     if (positions > 0) {
-      const wt = temporary(c.filterHeight * c.outChannels * mPad);
-      const wtAt = heapOffset(be, wt);
+      const wtAt = heapOffset(be, temporary(c.filterHeight * c.outChannels * mPad));
       k.convTransposeFilter(heapOffset(be, filter), wtAt, c.filterHeight, m, c.outChannels, mPad);
       const dyAt = heapOffset(be, dy);
       // Blocks of output rows, one call each, as in the filter gradient (V8 tiers the kernel up between calls).
@@ -161,13 +166,7 @@ function conv2DBackpropInputWasm({ inputs, backend, attrs }: KernelArgs): tf.Ten
       }
     }
     k.convUnpadInput(dxpadAt, heapOffset(be, dx), c.batchSize, c.inHeight, c.inWidth, c.inChannels, padHeight, padWidth, c.padInfo.top, c.padInfo.left);
-  } catch (error) {
-    be.disposeData(dx.dataId);
-    throw error;
-  } finally {
-    for (const t of scratch) be.disposeData(t.dataId);
-  }
-  return dx;
+  });
 }
 
 const OURS = Symbol('ticket-lab conv backprop (wasm)');

@@ -89,6 +89,18 @@ function expectClose(out: Float32Array, ref: Float32Array) {
   expect(maxDiff / maxRef).toBeLessThan(1e-5);
 }
 
+/** Runs `run` twice on wasm (the first warms the backend's caches): the second leaves as many tensors, buffers and bytes as it found. */
+async function expectNoLeaks(run: () => void) {
+  await useBackend('wasm');
+  run();
+  const before = tf.memory();
+  run();
+  const after = tf.memory();
+  expect(after.numTensors).toBe(before.numTensors);
+  expect(after.numDataBuffers).toBe(before.numDataBuffers);
+  expect(after.numBytes).toBe(before.numBytes);
+}
+
 const describeConv = (c: Conv) =>
   `x [${c.x.join('×')}], filter [${c.filter.join('×')}], strides ${JSON.stringify(c.strides)}, pad ${JSON.stringify(c.pad)}${c.dimRoundingMode ? ` (${c.dimRoundingMode})` : ''}`;
 
@@ -179,16 +191,8 @@ describe('Conv2DBackpropFilter on wasm', () => {
   });
 
   it('leaks no tensors and no scratch buffers', async () => {
-    await useBackend('wasm');
     const cases = [OTHER_CASES[0]!, ODD_CASES[5]!].map((c, i) => ({ c, ...inputsFor(c, i) }));
-    const run = () => cases.forEach(({ c, x, dy }) => filterGrad(c, x, dy));
-    run(); // warm-up: backend caches
-    const before = tf.memory();
-    run();
-    const after = tf.memory();
-    expect(after.numTensors).toBe(before.numTensors);
-    expect(after.numDataBuffers).toBe(before.numDataBuffers);
-    expect(after.numBytes).toBe(before.numBytes);
+    await expectNoLeaks(() => cases.forEach(({ c, x, dy }) => filterGrad(c, x, dy)));
   });
 
   it('refuses NCHW and dilations', async () => {
@@ -259,14 +263,7 @@ describe('Conv2DBackpropInput on wasm (ours, replacing the stock scalar loop)', 
     const empty: Conv = { x: [0, 5, 7, 3], filter: [3, 3, 3, 5], strides: 1, pad: 'same' };
     expect(await onWasm(() => inputGrad(empty, new Float32Array(0), filterOf(empty, 1)))).toHaveLength(0);
     const cases = [OTHER_CASES[0]!, ODD_CASES[5]!].map((c, i) => ({ c, dy: inputsFor(c, i).dy, filter: filterOf(c, i) }));
-    const run = () => cases.forEach(({ c, dy, filter }) => inputGrad(c, dy, filter));
-    run();
-    const before = tf.memory();
-    run();
-    const after = tf.memory();
-    expect(after.numTensors).toBe(before.numTensors);
-    expect(after.numDataBuffers).toBe(before.numDataBuffers);
-    expect(after.numBytes).toBe(before.numBytes);
+    await expectNoLeaks(() => cases.forEach(({ c, dy, filter }) => inputGrad(c, dy, filter)));
   });
 
   it('refuses NCHW and dilations', async () => {
