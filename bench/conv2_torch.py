@@ -27,7 +27,7 @@ import sys
 
 import torch
 
-from torch_timing import masked_step, print_result, time_steps
+from torch_timing import add_common_args, apply_random_masks, masked_step, print_result, setup, time_steps
 
 from lenet_torch_stack import load_train
 
@@ -64,49 +64,20 @@ def conv2(gen):
     return net
 
 
-def random_masks(net, fraction_kept, gen):
-    """(weight, mask) for each conv and dense weight, keeping round(fraction_kept * n) entries at random."""
-    masks = []
-    for layer in net:
-        if isinstance(layer, (torch.nn.Conv2d, torch.nn.Linear)):
-            n = layer.weight.numel()
-            m = torch.zeros(n)
-            m[torch.randperm(n, generator=gen)[: round(fraction_kept * n)]] = 1.0
-            masks.append((layer.weight, m.reshape(layer.weight.shape).to(layer.weight.device)))
-    return masks
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_common_args(ap, batch=60, lr=2e-4)
     ap.add_argument("--mnist-dir", required=True)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--warmup", type=int, default=20)
-    ap.add_argument("--batch", type=int, default=60)
-    ap.add_argument("--lr", type=float, default=2e-4)
-    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (CPU)")
     ap.add_argument("--mean", type=float, default=0.1307)
     ap.add_argument("--std", type=float, default=0.3081)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time its algorithms first (off by default, as in PyTorch)")
     args = ap.parse_args()
-    if args.warmup < 0 or args.steps < 1:
-        raise SystemExit("--warmup must be at least 0 and --steps at least 1")
-
-    torch.set_num_threads(args.threads)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.benchmark = args.cudnn_benchmark
-    device = torch.device(args.device)
+    device = setup(args)
     x_all, y_all = load_train(args.mnist_dir, device, args.mean, args.std)
     x_all = x_all.reshape(-1, 1, 28, 28)
 
     gen = torch.Generator().manual_seed(args.seed)
     net = conv2(gen).to(device)
-    masks = random_masks(net, 0.5, gen)
-    with torch.no_grad():
-        for w, m in masks:
-            w.mul_(m)
+    masks = apply_random_masks(net, 0.5, gen)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
 
     total = args.warmup + args.steps

@@ -30,7 +30,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from torch_timing import masked_step, print_result, time_steps
+from torch_timing import add_common_args, apply_random_masks, masked_step, print_result, setup, time_steps
 
 
 class Block(torch.nn.Module):
@@ -83,37 +83,12 @@ def init_(net, gen):
                 m.bias.zero_()
 
 
-def random_masks(net, fraction_kept, gen):
-    masks = []
-    for m in net.modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
-            n = m.weight.numel()
-            mask = torch.zeros(n)
-            mask[torch.randperm(n, generator=gen)[: round(fraction_kept * n)]] = 1.0
-            masks.append((m.weight, mask.reshape(m.weight.shape).to(m.weight.device)))
-    return masks
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--warmup", type=int, default=20)
-    ap.add_argument("--batch", type=int, default=128)
+    add_common_args(ap, batch=128, lr=0.1)
     ap.add_argument("--images", type=int, default=5120)
-    ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (CPU)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN time its algorithms first (off by default, as in PyTorch)")
     args = ap.parse_args()
-    if args.warmup < 0 or args.steps < 1:
-        raise SystemExit("--warmup must be at least 0 and --steps at least 1")
-
-    torch.set_num_threads(args.threads)
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.benchmark = args.cudnn_benchmark
-    device = torch.device(args.device)
+    device = setup(args)
 
     gen = torch.Generator().manual_seed(args.seed)
     x_all = torch.randn((args.images, 3, 32, 32), generator=gen).to(device)
@@ -121,10 +96,7 @@ def main():
     net = ResNet20()
     init_(net, gen)
     net = net.to(device).train()
-    masks = random_masks(net, 0.5, gen)
-    with torch.no_grad():
-        for w, m in masks:
-            w.mul_(m)
+    masks = apply_random_masks(net, 0.5, gen)
     opt = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, weight_decay=1e-4)
 
     total = args.warmup + args.steps
