@@ -133,6 +133,24 @@ function searchCommand(command: Pick<CommandDef, 'name' | 'summary' | 'options' 
   return { ...command, positionals: [], long: true, usesBackend: true, options: [MODEL_OPTION, DATASET_OPTION, ...command.options] };
 }
 
+/** A measure on one stored ticket (`overlap`, `essential-sparsity`, `instability`): long, the ticket's data folder last among its options. */
+function ticketMeasureCommand<R>(command: Pick<CommandDef, 'name' | 'summary' | 'options' | 'usesBackend'> & {
+  measure: (api: LabApi, request: Record<string, unknown>, options: CallOptions) => Promise<R>;
+  text: (report: R) => string;
+}): CommandDef {
+  const { measure, text, ...rest } = command;
+  return {
+    ...rest,
+    positionals: ['TICKET'],
+    long: true,
+    options: [...command.options, TICKET_DATA_DIR_OPTION],
+    async run(ctx, request, [ticket]) {
+      const report = await measure(ctx.api, { ...request, ticket: ticket! }, callOptions(ctx));
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : text(report));
+    },
+  };
+}
+
 function atInitCommand(method: PruneAtInitMethod): CommandDef {
   const { summary, options } = AT_INIT_METHODS[method];
   return searchCommand({
@@ -269,54 +287,39 @@ export const COMMANDS: CommandDef[] = [
       ctx.out(ctx.json ? JSON.stringify(result, null, 2) : compareTable(result));
     },
   },
-  {
+  ticketMeasureCommand({
     name: 'overlap',
     summary: 'overlap of a ticket\'s mask with what magnitude, SNIP, GraSP, SynFlow and random keep at its sparsity',
-    positionals: ['TICKET'],
-    long: true,
     options: [
       { flag: 'criteria', kind: 'string-list', help: 'some of magnitude,snip,grasp,synflow,random (default all)' },
       { flag: 'scope', kind: 'string', help: 'global (default: the ticket\'s total count) | layer (its count per tensor)' },
       { flag: 'synflow-rounds', kind: 'int', help: 'SynFlow rounds (default 100)' },
-      TICKET_DATA_DIR_OPTION,
     ],
-    async run(ctx, request, [ticket]) {
-      const report = await ctx.api.criteriaOverlap({ ...request, ticket: ticket! } as CriteriaOverlapRequest, callOptions(ctx));
-      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : criteriaOverlapText(report));
-    },
-  },
-  {
+    measure: (api, request, options) => api.criteriaOverlap(request as CriteriaOverlapRequest, options),
+    text: criteriaOverlapText,
+  }),
+  ticketMeasureCommand({
     name: 'essential-sparsity',
     summary: 'one-shot magnitude sweep of a ticket\'s trained weights, no retraining: where accuracy starts to fall',
-    positionals: ['TICKET'],
-    long: true,
     options: [
       { flag: 'tolerance', kind: 'number', help: 'accuracy drop allowed, as a fraction (default 0.01: one point)' },
       { flag: 'examples', kind: 'int', help: 'evaluate on the first N test examples (default: all)' },
-      TICKET_DATA_DIR_OPTION,
     ],
-    async run(ctx, request, [ticket]) {
-      const report = await ctx.api.essentialSparsity({ ...request, ticket: ticket! } as EssentialSparsityRequest, callOptions(ctx));
-      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : essentialSparsityText(report));
-    },
-  },
-  {
+    measure: (api, request, options) => api.essentialSparsity(request as EssentialSparsityRequest, options),
+    text: essentialSparsityText,
+  }),
+  ticketMeasureCommand({
     name: 'instability',
     summary: 'linear mode connectivity: train two copies from the ticket\'s start, the error barrier between them',
-    positionals: ['TICKET'],
-    long: true,
     usesBackend: true,
     options: [
       { flag: 'points', kind: 'int', help: 'points on the line, α = i/(N−1) (default 31)' },
       { flag: 'test-examples', kind: 'int', help: 'evaluate on the first N test examples (default: all)' },
       { flag: 'same-data-order', kind: 'boolean', sets: true, help: 'both copies see the same batches: the control, whose barrier must be 0' },
-      TICKET_DATA_DIR_OPTION,
     ],
-    async run(ctx, request, [ticket]) {
-      const report = await ctx.api.instability({ ...request, ticket: ticket! } as InstabilityRequest, callOptions(ctx));
-      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : instabilityText(report));
-    },
-  },
+    measure: (api, request, options) => api.instability(request as InstabilityRequest, options),
+    text: instabilityText,
+  }),
   {
     name: 'runs',
     summary: 'list runs with their status',
