@@ -683,14 +683,7 @@ function impPlan(params: SearchImpParams, { arch, specs }: Prepared, schedule: T
 function storedSchedule(run: RunRecord): TrainSchedule {
   const h = run.hparams as Partial<TrainSchedule>;
   if (!h.iterations || !h.batchSize || !h.evalEvery || !h.optimizer) throw new InvalidRequestError(`Run ${run.id} recorded no training schedule.`);
-  return {
-    iterations: h.iterations,
-    batchSize: h.batchSize,
-    evalEvery: h.evalEvery,
-    optimizer: h.optimizer,
-    ...(h.learningRateDrops ? { learningRateDrops: h.learningRateDrops } : {}),
-    ...(h.augment ? { augment: h.augment } : {}),
-  };
+  return scheduleFields(h as TrainSchedule);
 }
 
 /** Progress of a measure on a stored ticket, in the shape the CLI's progress line and the UI take. */
@@ -699,16 +692,21 @@ function measureProgress(runId: string, level: number, piece: string, done: numb
   return { runId, level, levels: level, piece, iteration: done, startIteration: 0, endIteration: total, loss: train?.loss ?? null, valAccuracy: train?.valAccuracy ?? null, fraction, elapsedSeconds: 0, etaSeconds: null };
 }
 
-function scheduleHparams(schedule: TrainSchedule): Record<string, unknown> {
+/** A schedule's own fields, and nothing else of what it was read from. */
+function scheduleFields(schedule: TrainSchedule): TrainSchedule {
   return {
     iterations: schedule.iterations,
     batchSize: schedule.batchSize,
     evalEvery: schedule.evalEvery,
     optimizer: schedule.optimizer,
-    // Written only when used, so the keys of runs without them stay as they were.
+    // Present only when used, so the keys of runs without them stay as they were.
     ...(schedule.learningRateDrops ? { learningRateDrops: schedule.learningRateDrops } : {}),
     ...(schedule.augment ? { augment: schedule.augment } : {}),
   };
+}
+
+function scheduleHparams(schedule: TrainSchedule): Record<string, unknown> {
+  return { ...scheduleFields(schedule) };
 }
 
 function impHparams(plan: ImpPlan, validationSize: number): Record<string, unknown> {
