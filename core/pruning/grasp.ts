@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { InvalidRequestError, throwIfAborted } from '../api/errors';
 import { cloneMasks } from './mask';
-import { ScoringNetwork, budgetTensors, examplesPerClassParam, readAndDispose, requireScoringContext, scoringBatch } from './score-network';
+import { type ScoringNetwork, examplesPerClassParam, openScoring, readAndDispose } from './score-network';
 import { pruneToBudget } from './select';
 import type { PruneInput, PruningStrategy } from './strategy';
 
@@ -35,12 +35,7 @@ export interface GraspScores {
 
 /** The scores and which Hessian path gave them (the strategy returns only masks). */
 export async function graspScores(input: PruneInput<Partial<GraspParams>>, signal?: AbortSignal): Promise<GraspScores> {
-  const context = requireScoringContext('grasp', input.context);
-  const params = graspParams.parse(input.params ?? {});
-  const names = budgetTensors(input.budget, context.specs);
-  const batch = scoringBatch(context.dataset, params.examplesPerClass, input.seed);
-  throwIfAborted(signal);
-  const net = new ScoringNetwork(context, input.weights, input.masks, names, batch);
+  const { net, params } = openScoring('grasp', input, graspParams, signal);
   const T = params.temperature;
   let g: tf.Tensor[] = [];
   let hg: tf.Tensor[] = [];
@@ -71,7 +66,7 @@ export async function graspScores(input: PruneInput<Partial<GraspParams>>, signa
     }
     const scores = tf.tidy(() => hg.map((h, i) => tf.mul(h, net.theta[i]!)));
     const values = await readAndDispose(scores);
-    return { scores: new Map(names.map((name, i) => [name, values[i]!])), hessianPath };
+    return { scores: new Map(net.names.map((name, i) => [name, values[i]!])), hessianPath };
   } finally {
     for (const t of [...g, ...hg]) t.dispose();
     net.dispose();

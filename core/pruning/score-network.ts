@@ -4,14 +4,14 @@
 // (with w*m it would be 0). Only ops whose gradients TF.js can differentiate again, for GraSP's Hg.
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import { InvalidRequestError } from '../api/errors';
+import { InvalidRequestError, throwIfAborted } from '../api/errors';
 import { Rng } from '../compute/rng';
 import { type LoadedDataset, fillBatch } from '../data/datasets';
 import type { Architecture, ParamSpec } from '../models/architectures';
 import { maskedCopy, zooForward } from '../models/network';
 import type { WeightSet } from '../models/weights';
 import type { MaskSet } from './mask';
-import type { PruneBudget, PruneContext } from './strategy';
+import type { PruneBudget, PruneContext, PruneInput } from './strategy';
 
 /** What a data-dependent score needs, checked present. */
 export interface ScoringContext {
@@ -139,6 +139,25 @@ const rowMaxConstant = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc
   const x = args[0] as tf.Tensor2D;
   return { value: tf.max(x, 1, true), gradFunc: () => tf.zerosLike(x) };
 }) as unknown as (x: tf.Tensor2D) => tf.Tensor2D;
+
+/**
+ * What a scoring strategy starts from, checked in this order: its context, its parameters, the
+ * budget's tensors; then its seeded batch of `examplesPerClass` images per class and the network
+ * over the budget's kernels (dispose() it).
+ */
+export function openScoring<P extends { examplesPerClass: number }>(
+  strategyId: string,
+  input: PruneInput<unknown>,
+  paramsSchema: z.ZodType<P>,
+  signal?: AbortSignal,
+): { net: ScoringNetwork; params: P } {
+  const context = requireScoringContext(strategyId, input.context);
+  const params = paramsSchema.parse(input.params ?? {});
+  const names = budgetTensors(input.budget, context.specs);
+  const batch = scoringBatch(context.dataset, params.examplesPerClass, input.seed);
+  throwIfAborted(signal);
+  return { net: new ScoringNetwork(context, input.weights, input.masks, names, batch), params };
+}
 
 /**
  * The loss of the network as a function of the scored kernels θ, on one fixed batch. Every other

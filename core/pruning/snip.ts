@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
 import { throwIfAborted } from '../api/errors';
 import { cloneMasks } from './mask';
-import { ScoringNetwork, budgetTensors, examplesPerClassParam, readAndDispose, requireScoringContext, scoringBatch } from './score-network';
+import { examplesPerClassParam, openScoring, readAndDispose } from './score-network';
 import { pruneToBudget } from './select';
 import type { PruneInput, PruningStrategy } from './strategy';
 
@@ -18,12 +18,7 @@ export type SnipParams = z.output<typeof snipParams>;
 
 /** |g ⊙ w| for every tensor in the budget, by name. */
 export async function snipScores(input: PruneInput<Partial<SnipParams>>, signal?: AbortSignal): Promise<Map<string, Float32Array>> {
-  const context = requireScoringContext('snip', input.context);
-  const params = snipParams.parse(input.params ?? {});
-  const names = budgetTensors(input.budget, context.specs);
-  const batch = scoringBatch(context.dataset, params.examplesPerClass, input.seed);
-  throwIfAborted(signal);
-  const net = new ScoringNetwork(context, input.weights, input.masks, names, batch);
+  const { net } = openScoring('snip', input, snipParams, signal);
   try {
     const scores = tf.tidy(() => {
       const grads = net.gradient();
@@ -31,7 +26,7 @@ export async function snipScores(input: PruneInput<Partial<SnipParams>>, signal?
     });
     const values = await readAndDispose(scores);
     throwIfAborted(signal);
-    return new Map(names.map((name, i) => [name, values[i]!]));
+    return new Map(net.names.map((name, i) => [name, values[i]!]));
   } finally {
     net.dispose();
   }
