@@ -12,6 +12,7 @@ import { type MaskSet, countKept } from '../../../core/pruning/mask';
 import { randomStrategy } from '../../../core/pruning/random';
 import { scoringBatch } from '../../../core/pruning/score-network';
 import type { PruneBudget } from '../../../core/pruning/strategy';
+import { tinyConv } from '../../support/tiny-nets';
 import { useBackend } from '../../support/backends';
 
 const dataset = loadDataset('mnist', { validationSize: 500 });
@@ -21,17 +22,6 @@ const linearLenet: Architecture = {
   ...lenet,
   id: 'lenet-linear',
   layers: lenet.layers.map((l) => (l.kind === 'dense' ? { ...l, activation: 'linear' as const } : l)),
-};
-/** One small conv and a max-pool: TF.js has no gradient of Conv2DBackpropFilter or MaxPoolGrad. */
-const tinyConv: Architecture = {
-  ...architecture('conv-2'),
-  id: 'tiny-conv',
-  layers: [
-    { kind: 'conv2d', name: 'conv1', filters: 4, kernelSize: 3, activation: 'relu', role: 'conv' },
-    { kind: 'maxpool', size: 2 },
-    { kind: 'flatten' },
-    { kind: 'dense', name: 'fc1', units: 10, activation: 'linear', role: 'output' },
-  ],
 };
 
 interface Setup {

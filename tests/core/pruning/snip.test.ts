@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, InvalidRequestError } from '../../../core/api/errors';
 import { loadDataset } from '../../../core/data/datasets';
-import { type Architecture, architecture, paramSpecs } from '../../../core/models/architectures';
+import { architecture, paramSpecs } from '../../../core/models/architectures';
 import { MaskedNetwork } from '../../../core/models/network';
 import { type WeightSet, initWeights } from '../../../core/models/weights';
 import { sparsityBudget } from '../../../core/pruning/budget';
@@ -12,6 +12,7 @@ import { randomStrategy } from '../../../core/pruning/random';
 import { scoringBatch, scoringForward } from '../../../core/pruning/score-network';
 import { snipParams, snipScores, snipStrategy } from '../../../core/pruning/snip';
 import type { PruneBudget } from '../../../core/pruning/strategy';
+import { tinyConv } from '../../support/tiny-nets';
 import { useBackend } from '../../support/backends';
 
 const dataset = loadDataset('mnist', { validationSize: 500 });
@@ -140,17 +141,7 @@ describe('SNIP', () => {
   });
 
   it('forwards as the masked network does, on LeNet and on a conv net', () => {
-    const tiny: Architecture = {
-      ...architecture('conv-2'),
-      id: 'tiny-conv',
-      layers: [
-        { kind: 'conv2d', name: 'conv1', filters: 4, kernelSize: 3, activation: 'relu', role: 'conv' },
-        { kind: 'maxpool', size: 2 },
-        { kind: 'flatten' },
-        { kind: 'dense', name: 'fc1', units: 10, activation: 'linear', role: 'output' },
-      ],
-    };
-    for (const a of [arch, tiny]) {
+    for (const a of [arch, tinyConv]) {
       const s = paramSpecs(a, dataset.imageShape, 10);
       const weights = initWeights(s, 6);
       const net = new MaskedNetwork(a, s, weights, denseMasks(s));
