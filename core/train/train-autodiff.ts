@@ -1,14 +1,16 @@
-// Training on TF.js's own ops and autodiff, one network at a time: for what the step engine does
-// not run (conv nets, backends without Ticket Lab's step kernels such as tfjs-node). The mask is
-// applied in the forward pass, the optimiser is the fused masked one.
+// Training one network at a time, for what the stacked step engine does not run (conv nets,
+// backends without Ticket Lab's step kernels such as tfjs-node): on WebGPU, conv nets train on the
+// conv step engine (engine/conv-engine.ts), elsewhere on TF.js's own ops and autodiff with the mask
+// applied in the forward pass and the fused masked optimiser. Evaluation is TF.js's either way.
 import * as tf from '@tensorflow/tfjs';
 import { TrainingDivergedError, throwIfAborted } from '../api/errors';
 import { fillAugmentedBatch } from '../data/augment';
 import { BatchOrder, type ImageSplit, type LoadedDataset, fillBatch } from '../data/datasets';
-import type { Architecture, ParamSpec } from '../models/architectures';
+import { type Architecture, type ParamSpec, hasConv } from '../models/architectures';
 import { MaskedNetwork } from '../models/network';
 import type { WeightSet } from '../models/weights';
 import type { MaskSet } from '../pruning/mask';
+import { ConvStepEngine, convEngineUnsupported } from './engine/conv-engine';
 import { type MaskedOptimizer, createOptimizer } from './optimizers';
 import { learningRateAt } from './schedule';
 import type { CurvePoint, EvalResult, TrainInput, TrainResult } from './train';
@@ -24,7 +26,8 @@ export async function trainWithAutodiff(input: TrainInput): Promise<TrainResult>
   if (start > end) throw new Error(`start iteration ${start} is past the end ${end}`);
 
   const net = new MaskedNetwork(arch, specs, input.weights, input.masks);
-  const optimizer = createOptimizer(schedule.optimizer, net);
+  const engine = usesConvEngine(arch, input) ? new ConvStepEngine(net, dataset.imageShape, dataset.numClasses, schedule.batchSize, schedule.optimizer) : undefined;
+  const optimizer = engine ? undefined : createOptimizer(schedule.optimizer, net);
   const order = new BatchOrder(dataset.train.count, schedule.batchSize, input.dataSeed);
   const [h, w, c] = dataset.imageShape;
   const xBuffer = new Float32Array(schedule.batchSize * h * w * c);
@@ -58,22 +61,30 @@ export async function trainWithAutodiff(input: TrainInput): Promise<TrainResult>
       const rows = order.rowsAt(iteration);
       if (augment) fillAugmentedBatch(dataset.train, dataset.imageShape, rows, iteration, augment, dataset.normalization, xBuffer, yBuffer);
       else fillBatch(dataset.train, rows, dataset.normalization, xBuffer, yBuffer);
-      optimizer.setLearningRate(learningRateAt(schedule, iteration));
-      const sampleLoss = (iteration - start) % LOSS_SAMPLE_EVERY === 0;
-      const loss = autodiffStep(net, optimizer, xBuffer, yBuffer, dataset, sampleLoss);
-      if (loss) {
-        const value = (await loss.data())[0]!;
-        loss.dispose();
-        if (!Number.isFinite(value)) {
-          throw new TrainingDivergedError(`Training diverged at iteration ${iteration + 1} (loss ${value}). Lower the learning rate (--lr).`);
+      let loss: number | null = null;
+      if (engine) {
+        engine.step(xBuffer, yBuffer, learningRateAt(schedule, iteration));
+        // The mean over the last steps, read every few steps: each read waits for the GPU.
+        if ((iteration + 1 - start) % LOSS_SAMPLE_EVERY === 0 || iteration + 1 === end) loss = await engine.takeMeanLoss();
+      } else {
+        optimizer!.setLearningRate(learningRateAt(schedule, iteration));
+        const sample = autodiffStep(net, optimizer!, xBuffer, yBuffer, dataset, (iteration - start) % LOSS_SAMPLE_EVERY === 0);
+        if (sample) {
+          loss = (await sample.data())[0]!;
+          sample.dispose();
         }
-        lossSum += value;
+      }
+      if (loss !== null) {
+        if (!Number.isFinite(loss)) {
+          throw new TrainingDivergedError(`Training diverged at iteration ${iteration + 1} (loss ${loss}). Lower the learning rate (--lr).`);
+        }
+        lossSum += loss;
         lossCount += 1;
-        lastLoss = value;
+        lastLoss = loss;
       }
       const done = iteration + 1;
       if (input.maskUpdater?.updatesAfter(done)) {
-        await input.maskUpdater.update({ iteration: done, net, optimizer, denseGradients: () => denseGradients(net, xBuffer, yBuffer, dataset) });
+        await input.maskUpdater.update({ iteration: done, net, optimizer: optimizer!, denseGradients: () => denseGradients(net, xBuffer, yBuffer, dataset) });
       }
       if (done === input.checkpointAt) checkpoint = await net.readWeights();
       if (done % schedule.evalEvery === 0 || done === end) await record(done);
@@ -104,9 +115,19 @@ export async function trainWithAutodiff(input: TrainInput): Promise<TrainResult>
       trainSeconds: (performance.now() - began) / 1000,
     };
   } finally {
-    optimizer.dispose();
+    engine?.dispose();
+    optimizer?.dispose();
     net.dispose();
   }
+}
+
+/**
+ * The conv step engine runs where it is on WebGPU, for a net it can run and masks that stay fixed
+ * (gradual pruning changes them between steps, which the autodiff path handles).
+ * TICKET_LAB_CONV_ENGINE=off keeps autodiff, for comparison.
+ */
+function usesConvEngine(arch: Architecture, input: TrainInput): boolean {
+  return tf.getBackend() === 'webgpu' && hasConv(arch) && !input.maskUpdater && process.env.TICKET_LAB_CONV_ENGINE !== 'off' && convEngineUnsupported(arch) === null;
 }
 
 /**

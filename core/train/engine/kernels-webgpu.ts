@@ -1,144 +1,27 @@
-// The step kernels on TF.js's WebGPU backend, in WGSL. Each is prepared once: pipeline, bind group
-// and a uniform buffer of its fixed sizes are made up front, so running it only records a dispatch
-// (about 3.5 µs of host time measured on the 2-core VM, against about 100 µs for a stock TF.js op,
-// whose shader key, uniforms and bind group are rebuilt every call). Dispatches go into TF.js's own
-// command encoder, so they stay ordered with any TF.js op in between.
-//
-// Values that change every step (the optimiser's bias corrections, batch row ids) are written with
-// queue.writeBuffer into persistent buffers, right after submitting what is queued: writeBuffer
-// takes effect at once in queue order, so nothing recorded earlier but not yet submitted may read them.
-import * as tf from '@tensorflow/tfjs';
-import { InternalError } from '../../api/errors';
+// The step kernels of the fully connected engine on TF.js's WebGPU backend, in WGSL, each prepared
+// once (webgpu-prepared.ts): running one only records a dispatch.
 import type { AdamStep, SgdStep } from '../../compute/kernels/optimizer-kernels';
 import type { ImageSplit } from '../../data/datasets';
 import type { DeviceImages, GemmSpec, StepKernels } from './step-kernels';
-
-// GPUBufferUsage and GPUMapMode flags (WebGPU spec values; the globals exist only after Dawn loads).
-const STORAGE = 0x80;
-const UNIFORM = 0x40;
-const COPY_DST = 0x08;
-
-interface GpuBuffer {
-  destroy(): void;
-  getMappedRange(): ArrayBuffer;
-  unmap(): void;
-}
-interface GpuDevice {
-  createShaderModule(d: { code: string }): unknown;
-  createComputePipeline(d: object): { getBindGroupLayout(i: number): unknown };
-  createBindGroup(d: object): unknown;
-  createBuffer(d: { size: number; usage: number; mappedAtCreation?: boolean }): GpuBuffer;
-  queue: { writeBuffer(buffer: GpuBuffer, offset: number, data: ArrayBufferView): void; onSubmittedWorkDone(): Promise<void> };
-  addEventListener(type: 'uncapturederror', listener: (event: { error?: { message?: string } }) => void): void;
-  removeEventListener(type: 'uncapturederror', listener: (event: { error?: { message?: string } }) => void): void;
-}
-interface Pass {
-  setPipeline(p: unknown): void;
-  setBindGroup(i: number, g: unknown): void;
-  dispatchWorkgroups(x: number, y?: number, z?: number): void;
-}
-interface WebGpuBackendInternals {
-  device: GpuDevice;
-  tensorMap: { get(dataId: object): { resource: unknown; values: unknown } };
-  commandEncoder: { beginComputePass(d: object): Pass } | null;
-  computePassEncoder: Pass | null;
-  uploadToGPU(dataId: object): void;
-  ensureCommandEncoderReady(): void;
-  endComputePassEncoder(): void;
-  submitQueue(): void;
-}
-
-type Binding = { tensor: tf.Tensor; write: boolean } | { buffer: GpuBuffer };
-
-interface Prepared {
-  pipeline: unknown;
-  group: unknown;
-  grid: [number, number, number];
-  /** TF.js's records of the tensors this dispatch writes: their CPU-side copies go stale. */
-  written: Array<{ values: unknown }>;
-}
+import { type Binding, COPY_DST, FLAT, type GpuBuffer, STORAGE, UNIFORM, WebGpuDispatcher, flatGrid } from './webgpu-prepared';
 
 const GEMM_TILE = 64;
 const GEMM_K_TILE = 16;
 /** Shared-memory row stride of a tile: one more than its width, so column-wise stores hit distinct banks. */
 const TILE_STRIDE = GEMM_TILE + 1;
-const MAX_GROUPS = 65_535;
 
 export function webgpuStepKernels(): StepKernels {
-  const backend = tf.backend() as unknown as WebGpuBackendInternals;
-  const device = backend.device;
-  const pipelines = new Map<string, { getBindGroupLayout(i: number): unknown }>();
-  const owned: GpuBuffer[] = [];
-  // WebGPU reports invalid shaders and commands asynchronously and otherwise carries on, so a
-  // broken kernel would train on garbage without a word: collect the errors and fail on them.
-  const errors: string[] = [];
-  const onError = (event: { error?: { message?: string } }) => {
-    errors.push((event.error?.message ?? 'unknown WebGPU error').split('\n')[0]!);
-  };
-  device.addEventListener('uncapturederror', onError);
-  const assertHealthy = () => {
-    if (errors.length > 0) throw new InternalError(`The GPU reported an error, so this run's results cannot be trusted: ${errors[0]}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}.`);
-  };
-
-  const pipeline = (key: string, code: () => string) => {
-    let p = pipelines.get(key);
-    if (!p) {
-      p = device.createComputePipeline({ layout: 'auto', compute: { module: device.createShaderModule({ code: code() }), entryPoint: 'main' } });
-      pipelines.set(key, p);
-    }
-    return p;
-  };
-
-  const buffer = (size: number, usage: number, contents?: ArrayBufferView): GpuBuffer => {
-    const b = device.createBuffer({ size: Math.max(16, Math.ceil(size / 16) * 16), usage, mappedAtCreation: contents !== undefined });
-    if (contents) {
-      new Uint8Array(b.getMappedRange()).set(new Uint8Array(contents.buffer, contents.byteOffset, contents.byteLength));
-      b.unmap();
-    }
-    owned.push(b);
-    return b;
-  };
-  const uniforms = (values: number[]) => buffer(4 * values.length, UNIFORM, Uint32Array.from(values));
-
-  const gpuBuffer = (t: tf.Tensor) => {
-    backend.uploadToGPU(t.dataId);
-    return backend.tensorMap.get(t.dataId).resource;
-  };
-
-  const prepare = (key: string, code: () => string, bindings: Binding[], grid: [number, number, number]): Prepared => {
-    const p = pipeline(key, code);
-    const entries = bindings.map((b, i) => ({ binding: i, resource: { buffer: 'tensor' in b ? gpuBuffer(b.tensor) : b.buffer } }));
-    const written = bindings.filter((b): b is { tensor: tf.Tensor; write: boolean } => 'tensor' in b && b.write).map((b) => backend.tensorMap.get(b.tensor.dataId));
-    return { pipeline: p, group: device.createBindGroup({ layout: p.getBindGroupLayout(0), entries }), grid, written };
-  };
-
-  const run = (d: Prepared) => {
-    backend.ensureCommandEncoderReady();
-    backend.computePassEncoder ??= backend.commandEncoder!.beginComputePass({});
-    const pass = backend.computePassEncoder;
-    pass.setPipeline(d.pipeline);
-    pass.setBindGroup(0, d.group);
-    pass.dispatchWorkgroups(d.grid[0], d.grid[1], d.grid[2]);
-    for (const w of d.written) w.values = null;
-  };
-
-  const flush = () => {
-    if (backend.commandEncoder) {
-      backend.endComputePassEncoder();
-      backend.submitQueue();
-    }
-  };
-
-  let previousWork: Promise<void> = Promise.resolve();
+  const gpu = new WebGpuDispatcher();
+  const device = gpu.device;
+  const buffer = gpu.buffer.bind(gpu);
+  const uniforms = gpu.uniforms.bind(gpu);
+  const prepare = gpu.prepare.bind(gpu);
+  const run = gpu.run.bind(gpu);
+  const flush = gpu.flush.bind(gpu);
 
   // Per-step optimiser constants: [stepSize, invSqrtBc2, beta1, 1−β1, beta2, 1−β2, eps, weightDecay] for Adam,
   // [lr, momentum, weightDecay] for SGD.
   const stepConstants = buffer(32, UNIFORM | COPY_DST);
-
-  const flatGrid = (count: number, size: number): [number, number, number] => {
-    const groups = Math.max(1, Math.ceil(count / size));
-    return groups <= MAX_GROUPS ? [groups, 1, 1] : [MAX_GROUPS, Math.ceil(groups / MAX_GROUPS), 1];
-  };
 
   return {
     backend: 'webgpu',
@@ -243,25 +126,11 @@ export function webgpuStepKernels(): StepKernels {
       device.queue.writeBuffer(stepConstants, 0, Float32Array.from(values));
     },
     flush,
-    async settle() {
-      flush();
-      const submitted = device.queue.onSubmittedWorkDone();
-      await previousWork;
-      previousWork = submitted;
-      assertHealthy();
-    },
-    assertHealthy,
-    dispose() {
-      device.removeEventListener('uncapturederror', onError);
-      flush();
-      for (const b of owned) b.destroy();
-      owned.length = 0;
-    },
+    settle: () => gpu.settle(),
+    assertHealthy: () => gpu.assertHealthy(),
+    dispose: () => gpu.dispose(),
   };
 }
-
-/** Flat index over a grid that spills from x into y (see flatGrid). */
-const FLAT = (size: number) => `gid.x + gid.y * nwg.x * ${size}u`;
 
 function gatherWgsl(): string {
   return `
@@ -411,7 +280,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }
 
 /** One workgroup per member; its 64 threads share the rows, then thread 0 adds the mean loss. */
-function softmaxXentWgsl(): string {
+export function softmaxXentWgsl(): string {
   return `
 struct Dims { rows: u32, classes: u32 }
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
@@ -554,7 +423,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 }`;
 }
 
-function zeroWgsl(): string {
+export function zeroWgsl(): string {
   return `
 struct Dims { n: u32 }
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;
