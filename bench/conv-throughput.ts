@@ -6,9 +6,9 @@
 // resnet: ResNet-20 (option-A shortcuts, BatchNorm) on random CIFAR-shaped images, batch 128, SGD
 // lr 0.1, momentum 0.9, weight decay 1e-4 (open_lth's); bench/resnet20_torch.py, as ../shared/gpu's
 // anchor. Both: 50 % seeded random masks on every conv and dense kernel. The steps are core's own:
-// trainMasked runs unchanged (for conv nets it trains with TF.js autodiff and Ticket Lab's conv
-// gradient kernels), timed through its onProgress calls with evaluation kept out of the window, as
-// in section 1 (training-throughput.ts).
+// trainMasked runs unchanged (on WebGPU the conv step engine, elsewhere TF.js autodiff with Ticket
+// Lab's conv gradient kernels), timed through its onProgress calls with evaluation kept out of the
+// window, as in section 1 (training-throughput.ts).
 //
 // On a GPU the clock reads between onProgress calls, which come every 10 steps; trainMasked reads a
 // loss back every 10 steps too (a full wait for the GPU), so at both ends of the window the same
@@ -253,7 +253,7 @@ export function convTable(result: ConvResult, model: ConvModel = CONV2_BENCH): T
       ...result.skipped.map((s) => `${s.backend}: skipped: ${s.reason}`),
       ...result.notes,
       ...leaks.map((r) => `${r.backend}: ${r.leakedTensors} tensors left alive after training (a leak in the training loop)`),
-      'loss@10: training loss of step 10 (after 10 updates); PyTorch has its own init and batches, so only the size agrees.',
+      'loss@10: training loss of step 10 (after 10 updates; the WebGPU conv engine reports the mean of steps 10–19); PyTorch has its own init and batches, so only the size agrees.',
       `tf.memory().numTensors after the section: ${tf.memory().numTensors}`,
     ],
   };

@@ -11,6 +11,7 @@ import { type WeightSet, initWeights } from '../../../core/models/weights';
 import type { MaskSet } from '../../../core/pruning/mask';
 import { ConvStepEngine, convEngineUnsupported } from '../../../core/train/engine/conv-engine';
 import { DEFAULT_OPTIMIZER, type OptimizerConfig, createOptimizer } from '../../../core/train/optimizers';
+import { trainMasked } from '../../../core/train/train';
 import { autodiffStep } from '../../../core/train/train-autodiff';
 import { useBackend } from '../../support/backends';
 
@@ -40,20 +41,23 @@ const conv = (name: string, filters: number, kernelSize: number, stride: number)
 const bn = (name: string, activation: 'relu' | 'linear'): LayerSpec => ({ kind: 'batchnorm', name, activation });
 const body = (filters: number, stride: number): LayerSpec[] => [conv('conv1', filters, 3, stride), bn('bn1', 'relu'), conv('conv2', filters, 3, 1), bn('bn2', 'linear')];
 
-/** A two-block ResNet of resnet-20's kinds: an identity block, then a strided block with the given shortcut. */
-function tinyResnet(shortcut: 'A' | 'B'): Architecture {
+/**
+ * A two-block ResNet of resnet-20's kinds: an identity block, then a strided block with the given
+ * shortcut. Widths that are multiples of 16 take the kernels' aligned paths (resnet-20's), others the general ones.
+ */
+function tinyResnet(shortcut: 'A' | 'B', widths: [number, number]): Architecture {
   return {
     ...architecture(shortcut === 'A' ? 'resnet-20' : 'resnet-20-openlth'),
     id: `tiny-resnet-${shortcut}`,
     layers: [
-      conv('conv', 4, 3, 1),
+      conv('conv', widths[0], 3, 1),
       bn('bn', 'relu'),
-      { kind: 'residual', name: 'blocks.0', body: body(4, 1), shortcut: { kind: 'identity' } },
+      { kind: 'residual', name: 'blocks.0', body: body(widths[0], 1), shortcut: { kind: 'identity' } },
       {
         kind: 'residual',
         name: 'blocks.1',
-        body: body(8, 2),
-        shortcut: shortcut === 'A' ? { kind: 'subsample-pad', stride: 2 } : { kind: 'projection', layers: [conv('shortcut.0', 8, 1, 2), bn('shortcut.1', 'linear')] },
+        body: body(widths[1], 2),
+        shortcut: shortcut === 'A' ? { kind: 'subsample-pad', stride: 2 } : { kind: 'projection', layers: [conv('shortcut.0', widths[1], 1, 2), bn('shortcut.1', 'linear')] },
       },
       { kind: 'globalavgpool' },
       { kind: 'dense', name: 'fc', units: 10, activation: 'linear', role: 'output' },
@@ -154,8 +158,11 @@ describe('the WebGPU conv step engine', () => {
     for (const id of ['conv-2', 'conv-4', 'conv-6', 'resnet-20', 'resnet-20-openlth']) expect(convEngineUnsupported(architecture(id))).toBeNull();
   });
 
-  it.each(['A', 'B'] as const)('trains a ResNet with option-%s shortcuts as autodiff does: SGD with momentum and weight decay, BatchNorm in training mode', async (shortcut) => {
-    const arch = tinyResnet(shortcut);
+  it.each([
+    ['A', [16, 32]],
+    ['B', [4, 8]],
+  ] as const)('trains a ResNet with option-%s shortcuts and %j channels as autodiff does: SGD with momentum and weight decay, BatchNorm in training mode', async (shortcut, widths) => {
+    const arch = tinyResnet(shortcut, [...widths]);
     const shape: [number, number, number] = [8, 8, 3];
     // 12 images of 8×8: 768 rows per stem BatchNorm channel, two chunks of the per-channel reductions.
     const result = await trainBoth(arch, shape, 12, 3, { ...DEFAULT_OPTIMIZER, name: 'sgd', learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4 });
@@ -169,6 +176,28 @@ describe('the WebGPU conv step engine', () => {
     const shape: [number, number, number] = [10, 10, 1];
     const result = await trainBoth(tinyConvNet, shape, 6, 3, { ...DEFAULT_OPTIMIZER, name: 'adam', learningRate: 1e-3 });
     expectSameTraining(result, halfMasks(tinyConvNet, shape));
+  }, 120_000);
+
+  it('is what trainMasked trains conv nets with on WebGPU: the same result as autodiff (TICKET_LAB_CONV_ENGINE=off), evaluation and early stop included', async () => {
+    const shape: [number, number, number] = [10, 10, 1];
+    const data = { ...dataset(shape, 72), validation: randomImages(20, 100, 'validation'), test: randomImages(20, 100, 'test') };
+    const specs = paramSpecs(tinyConvNet, shape, 10);
+    const masks = halfMasks(tinyConvNet, shape);
+    const train = () =>
+      trainMasked({
+        arch: tinyConvNet, specs, dataset: data, weights: initWeights(specs, 6), masks, dataSeed: 1,
+        schedule: { iterations: 12, batchSize: 6, evalEvery: 6, optimizer: { ...DEFAULT_OPTIMIZER, name: 'adam', learningRate: 1e-3 } },
+      });
+    const engine = await train();
+    process.env.TICKET_LAB_CONV_ENGINE = 'off';
+    const autodiff = await train().finally(() => delete process.env.TICKET_LAB_CONV_ENGINE);
+    expectSameTraining({ engine: { weights: engine.finalWeights, losses: [] }, autodiff: { weights: autodiff.finalWeights, losses: [] } }, masks);
+    expect(engine.curve.map((p) => p.iteration)).toEqual([0, 6, 12]);
+    expect(engine.curve.map((p) => p.valAccuracy)).toEqual(autodiff.curve.map((p) => p.valAccuracy));
+    expect(engine.earlyStop.iteration).toBe(autodiff.earlyStop.iteration);
+    expect(engine.final.test.accuracy).toBe(autodiff.final.test.accuracy);
+    // The engine reports the mean loss of the steps since the last point; autodiff samples one step.
+    expect(engine.curve[2]!.trainLoss).toBeGreaterThan(0);
   }, 120_000);
 
   it('refuses an architecture it cannot run, saying why', () => {
