@@ -26,6 +26,7 @@ import {
   convGeometry,
   convProductWgsl,
   filterGradSplits,
+  forwardSplits,
   geometryKey,
   globalAvgPoolGradWgsl,
   globalAvgPoolWgsl,
@@ -34,6 +35,7 @@ import {
   maxPoolWgsl,
   productGrid,
   shortcutGradWgsl,
+  splitSumWgsl,
 } from './conv-kernels-webgpu';
 import { softmaxXentWgsl, zeroWgsl } from './kernels-webgpu';
 import { type Binding, COPY_DST, type GpuBuffer, type Prepared, STORAGE, UNIFORM, WebGpuDispatcher, flatGrid } from './webgpu-prepared';
@@ -242,9 +244,22 @@ export class ConvStepEngine {
     const output: Act = { buf: this.activation(g.outHeight, g.outWidth, filters), h: g.outHeight, w: g.outWidth, c: filters };
     const weights = this.param(`${name}.kernel`);
     const key = geometryKey(g);
-    const fwdBindings: Binding[] = [{ buffer: input.buf }, { tensor: weights, write: false }, { buffer: output.buf }];
-    if (bias) fwdBindings.push({ tensor: this.param(`${name}.bias`), write: false });
-    this.forwardDispatches.push(gpu.prepare(`conv-fwd-${key}-${bias}-${relu}`, () => convProductWgsl('forward', g, { bias, relu }), fwdBindings, productGrid('forward', g)));
+    const split = forwardSplits(g);
+    if (split) {
+      // Too few output tiles to fill the GPU (a dense layer on a small batch): split the reduction, then sum.
+      const rows = batch * g.outHeight * g.outWidth;
+      const partial = gpu.buffer(4 * split.splits * rows * filters, STORAGE);
+      this.forwardDispatches.push(
+        gpu.prepare(`conv-fwd-${key}-split${split.chunk}`, () => convProductWgsl('forward', g, { chunk: split.chunk }), [{ buffer: input.buf }, { tensor: weights, write: false }, { buffer: partial }], productGrid('forward', g, split.splits)),
+      );
+      const sum: Binding[] = [{ buffer: partial }, { buffer: output.buf }];
+      if (bias) sum.push({ tensor: this.param(`${name}.bias`), write: false });
+      this.forwardDispatches.push(gpu.prepare(`split-sum-${rows}x${filters}x${split.splits}-${bias}-${relu}`, () => splitSumWgsl(rows, filters, split.splits, bias, relu), sum, flatGrid(rows * filters, 256)));
+    } else {
+      const fwdBindings: Binding[] = [{ buffer: input.buf }, { tensor: weights, write: false }, { buffer: output.buf }];
+      if (bias) fwdBindings.push({ tensor: this.param(`${name}.bias`), write: false });
+      this.forwardDispatches.push(gpu.prepare(`conv-fwd-${key}-${bias}-${relu}`, () => convProductWgsl('forward', g, { bias, relu }), fwdBindings, productGrid('forward', g)));
+    }
 
     nodes.push({
       backward: (gOut, needInput, target) => {

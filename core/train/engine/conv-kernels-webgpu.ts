@@ -56,7 +56,11 @@ export interface ProductOptions {
   relu?: boolean;
   /** inputGrad: add to what the output holds instead of overwriting it (a residual block's two paths). */
   accumulate?: boolean;
-  /** filterGrad: rows of the reduction (pixels × images) per split; the grid's z is the split. */
+  /**
+   * filterGrad: rows of the reduction (pixels × images) per split; forward: reduction indices per
+   * split (a multiple of 16), each split writing its partial product, bias and ReLU left to
+   * splitSumWgsl. The grid's z is the split.
+   */
   chunk?: number;
 }
 
@@ -108,18 +112,21 @@ var<workgroup> Bs: array<f32, ${K_TILE * tn}>;`;
     const M = g.batch * g.outHeight * g.outWidth;
     const KD = g.kernel * g.kernel * g.inChannels;
     const aligned = g.inChannels % K_TILE === 0;
+    const split = options.chunk !== undefined;
+    if (split && options.chunk! % K_TILE !== 0) throw new Error(`a split forward takes chunks of a multiple of ${K_TILE}`);
     return `${header}
-const M = ${M}u; const KD = ${KD}u;
+const M = ${M}u; const KD = ${KD}u; const CHUNK = ${options.chunk ?? KD}u;
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
-${options.bias ? '@group(0) @binding(3) var<storage, read> bias: array<f32>;' : ''}
+${options.bias && !split ? '@group(0) @binding(3) var<storage, read> bias: array<f32>;' : ''}
+var<private> outBase: u32;
 fn put(row: u32, col: u32, value: f32) {
   if (row < M && col < COUT) {
     var v = value;
-    ${options.bias ? 'v += bias[col];' : ''}
-    ${options.relu ? 'v = max(v, 0.0);' : ''}
-    y[row * COUT + col] = v;
+    ${options.bias && !split ? 'v += bias[col];' : ''}
+    ${options.relu && !split ? 'v = max(v, 0.0);' : ''}
+    y[outBase + row * COUT + col] = v;
   }
 }
 @compute @workgroup_size(${THREADS})
@@ -138,8 +145,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   let iy0 = i32((rem / OW) * S) - PAD;
   let ix0 = i32((rem % OW) * S) - PAD;
   let xImg = img * H * W * CIN;
+  outBase = wid.z * M * COUT;
+  let kEnd = min(wid.z * CHUNK + CHUNK, KD);
   ${acc.join('\n  ')}
-  for (var k0 = 0u; k0 < KD; k0 += KT) {
+  for (var k0 = wid.z * CHUNK; k0 < kEnd; k0 += KT) {
     ${aligned ? 'let kyx = k0 / CIN; let ky = i32(kyx / KS); let kx = i32(kyx % KS); let iy = iy0 + ky; let ix = ix0 + kx;\n    let inside = rowOk && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W);\n    let base = xImg + (u32(iy) * W + u32(ix)) * CIN + k0 % CIN;' : ''}
     for (var q = 0u; q < ${aPerThread}u; q++) {
       let kk = kc + q * ${aStep}u;
@@ -148,7 +157,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         ? 'if (inside) { v = x[base + kk]; }'
         : `let gk = k0 + kk;
       let kyx = gk / CIN; let iy = iy0 + i32(kyx / KS); let ix = ix0 + i32(kyx % KS);
-      if (rowOk && gk < KD && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) { v = x[xImg + (u32(iy) * W + u32(ix)) * CIN + gk % CIN]; }`}
+      if (rowOk && gk < kEnd && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) { v = x[xImg + (u32(iy) * W + u32(ix)) * CIN + gk % CIN]; }`}
       As[kk * TM + ar] = v;
     }
     for (var q = 0u; q < ${bPerThread}u; q++) {
@@ -158,7 +167,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
       let gn = n0 + nn;
       let gk = k0 + kk;
       var v = 0.0;
-      if (gn < COUT && gk < KD) { v = w[gk * COUT + gn]; }
+      if (gn < COUT && gk < kEnd) { v = w[gk * COUT + gn]; }
       Bs[kk * TN + nn] = v;
     }
     ${compute}
@@ -309,6 +318,42 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
   let col0 = n0 + tx;
   ${store.join('\n  ')}
 }`;
+}
+
+/**
+ * The end of a split forward product: y = Σ over splits of the partials, plus the bias, then ReLU if
+ * asked; elementwise over [rows, columns].
+ */
+export function splitSumWgsl(rows: number, columns: number, splits: number, bias: boolean, relu: boolean): string {
+  return `
+const N = ${rows * columns}u; const C = ${columns}u;
+@group(0) @binding(0) var<storage, read> partial: array<f32>;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;
+${bias ? '@group(0) @binding(2) var<storage, read> bias: array<f32>;' : ''}
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = gid.x + gid.y * nwg.x * 256u;
+  if (i >= N) { return; }
+  var v = 0.0;
+  for (var s = 0u; s < ${splits}u; s++) { v += partial[s * N + i]; }
+  ${bias ? 'v += bias[i % C];' : ''}
+  ${relu ? 'v = max(v, 0.0);' : ''}
+  y[i] = v;
+}`;
+}
+
+/**
+ * How a forward product splits its reduction: where its output has too few tiles to fill the GPU
+ * (a dense layer on a small batch: Conv-2's 12,544 × 256 on 60 rows is 4 workgroups), into chunks
+ * of at least 256 reduction indices; null when one pass fills it.
+ */
+export function forwardSplits(g: ConvGeometry, targetGroups = 256): { chunk: number; splits: number } | null {
+  const [gx, gy] = productGrid('forward', g);
+  const KD = g.kernel * g.kernel * g.inChannels;
+  const wanted = Math.min(Math.floor(targetGroups / (gx * gy)), Math.floor(KD / 256));
+  if (wanted < 2) return null;
+  const chunk = Math.ceil(KD / wanted / K_TILE) * K_TILE;
+  return { chunk, splits: Math.ceil(KD / chunk) };
 }
 
 /** Workgroups of a product: [column tiles, row tiles, splits]. */

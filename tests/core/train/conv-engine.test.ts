@@ -65,7 +65,10 @@ function tinyResnet(shortcut: 'A' | 'B', widths: [number, number]): Architecture
   };
 }
 
-/** Conv-2's kinds at a small size: biased ReLU convs, a max-pool, flatten and three dense layers. */
+/**
+ * Conv-2's kinds at a small size: biased ReLU convs, a max-pool, flatten and three dense layers. On
+ * 12×12 images fc1 has 576 inputs and 6 rows, so its forward product splits its reduction (forwardSplits).
+ */
 const tinyConvNet: Architecture = {
   ...architecture('conv-2'),
   id: 'tiny-conv-net',
@@ -173,14 +176,14 @@ describe('the WebGPU conv step engine', () => {
   }, 120_000);
 
   it('trains a biased ReLU conv net with max pooling and dense layers as autodiff does, with Adam', async () => {
-    const shape: [number, number, number] = [10, 10, 1];
+    const shape: [number, number, number] = [12, 12, 1];
     const result = await trainBoth(tinyConvNet, shape, 6, 3, { ...DEFAULT_OPTIMIZER, name: 'adam', learningRate: 1e-3 });
     expectSameTraining(result, halfMasks(tinyConvNet, shape));
   }, 120_000);
 
   it('is what trainMasked trains conv nets with on WebGPU: the same result as autodiff (TICKET_LAB_CONV_ENGINE=off), evaluation and early stop included', async () => {
-    const shape: [number, number, number] = [10, 10, 1];
-    const data = { ...dataset(shape, 72), validation: randomImages(20, 100, 'validation'), test: randomImages(20, 100, 'test') };
+    const shape: [number, number, number] = [12, 12, 1];
+    const data = { ...dataset(shape, 72), validation: randomImages(20, 144, 'validation'), test: randomImages(20, 144, 'test') };
     const specs = paramSpecs(tinyConvNet, shape, 10);
     const masks = halfMasks(tinyConvNet, shape);
     const train = () =>
