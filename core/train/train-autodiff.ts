@@ -26,7 +26,13 @@ export async function trainWithAutodiff(input: TrainInput): Promise<TrainResult>
   if (start > end) throw new Error(`start iteration ${start} is past the end ${end}`);
 
   const net = new MaskedNetwork(arch, specs, input.weights, input.masks);
-  const engine = usesConvEngine(arch, input) ? new ConvStepEngine(net, dataset.imageShape, dataset.numClasses, schedule.batchSize, schedule.optimizer) : undefined;
+  let engine: ConvStepEngine | undefined;
+  try {
+    if (usesConvEngine(arch, input)) engine = new ConvStepEngine(net, dataset.imageShape, dataset.numClasses, schedule.batchSize, schedule.optimizer);
+  } catch (error) {
+    net.dispose();
+    throw error;
+  }
   const optimizer = engine ? undefined : createOptimizer(schedule.optimizer, net);
   const order = new BatchOrder(dataset.train.count, schedule.batchSize, input.dataSeed);
   const [h, w, c] = dataset.imageShape;

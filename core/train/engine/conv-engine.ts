@@ -93,11 +93,11 @@ export class ConvStepEngine {
   private readonly forwardDispatches: Prepared[] = [];
   private readonly backwardDispatches: Prepared[] = [];
   private readonly updateDispatches: Prepared[] = [];
-  private readonly x: GpuBuffer;
-  private readonly labels: GpuBuffer;
-  private readonly stepConstants: GpuBuffer;
+  private x!: GpuBuffer;
+  private labels!: GpuBuffer;
+  private stepConstants!: GpuBuffer;
   private readonly lossSum: tf.Tensor;
-  private readonly zeroLoss: Prepared;
+  private zeroLoss!: Prepared;
   private readonly grads = new Map<string, { buf: GpuBuffer; parts: number }>();
   private readonly pixels: number;
   private adamSteps = 0;
@@ -110,20 +110,29 @@ export class ConvStepEngine {
     private readonly batch: number,
     private readonly optimizer: OptimizerConfig,
   ) {
-    const reason = convEngineUnsupported(net.arch);
-    if (reason) throw new Error(`the conv step engine cannot run ${net.arch.id}: ${reason}`);
     const [h, w, c] = inputShape;
     this.pixels = h * w * c;
-    const { gpu } = this;
+    this.lossSum = tf.zeros([1]);
+    try {
+      const reason = convEngineUnsupported(net.arch);
+      if (reason) throw new Error(`the conv step engine cannot run ${net.arch.id}: ${reason}`);
+      this.build(inputShape, numClasses);
+    } catch (error) {
+      this.dispose();
+      throw error;
+    }
+  }
+
+  private build([h, w, c]: readonly [number, number, number], numClasses: number): void {
+    const { gpu, batch } = this;
     this.x = gpu.buffer(4 * batch * this.pixels, STORAGE | COPY_DST);
     this.labels = gpu.buffer(4 * batch, STORAGE | COPY_DST);
     this.stepConstants = gpu.buffer(32, UNIFORM | COPY_DST);
-    this.lossSum = tf.zeros([1]);
     this.zeroLoss = gpu.prepare('zero', zeroWgsl, [{ tensor: this.lossSum, write: true }, { buffer: gpu.uniforms([1]) }], [1, 1, 1]);
 
     const nodes: Node[] = [];
-    const logits = this.forwardLayers(net.arch.layers, '', { buf: this.x, h, w, c }, nodes);
-    if (logits.c !== numClasses || logits.h !== 1 || logits.w !== 1) throw new Error(`${net.arch.id} ends in ${logits.h}×${logits.w}×${logits.c}, not ${numClasses} logits`);
+    const logits = this.forwardLayers(this.net.arch.layers, '', { buf: this.x, h, w, c }, nodes);
+    if (logits.c !== numClasses || logits.h !== 1 || logits.w !== 1) throw new Error(`${this.net.arch.id} ends in ${logits.h}×${logits.w}×${logits.c}, not ${numClasses} logits`);
     const dLogits = this.activation(1, 1, numClasses);
     this.forwardDispatches.push(
       gpu.prepare(

@@ -10,7 +10,7 @@
 // writeBuffer takes effect at once in queue order, so nothing recorded earlier but not yet
 // submitted may read them.
 import * as tf from '@tensorflow/tfjs';
-import { InternalError } from '../../api/errors';
+import { InternalError, InvalidRequestError } from '../../api/errors';
 
 // GPUBufferUsage flags (WebGPU spec values; the globals exist only after Dawn loads).
 export const STORAGE = 0x80;
@@ -27,6 +27,7 @@ interface GpuDevice {
   createComputePipeline(d: object): { getBindGroupLayout(i: number): unknown };
   createBindGroup(d: object): unknown;
   createBuffer(d: { size: number; usage: number; mappedAtCreation?: boolean }): GpuBuffer;
+  limits: { maxStorageBufferBindingSize: number };
   queue: { writeBuffer(buffer: GpuBuffer, offset: number, data: ArrayBufferView): void; onSubmittedWorkDone(): Promise<void> };
   addEventListener(type: 'uncapturederror', listener: (event: { error?: { message?: string } }) => void): void;
   removeEventListener(type: 'uncapturederror', listener: (event: { error?: { message?: string } }) => void): void;
@@ -69,6 +70,8 @@ export function flatGrid(count: number, size: number): [number, number, number] 
 /** WGSL: the flat index of an invocation over a grid that spills from x into y (see flatGrid). */
 export const FLAT = (size: number) => `gid.x + gid.y * nwg.x * ${size}u`;
 
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+
 export class WebGpuDispatcher {
   private readonly backend = tf.backend() as unknown as WebGpuBackendInternals;
   readonly device: GpuDevice = this.backend.device;
@@ -102,6 +105,11 @@ export class WebGpuDispatcher {
 
   /** A buffer the dispatcher owns (destroyed with it), filled with `contents` if given. */
   buffer(size: number, usage: number, contents?: ArrayBufferView): GpuBuffer {
+    const limit = this.device.limits.maxStorageBufferBindingSize;
+    if (usage & STORAGE && size > limit) {
+      // Past the limit WebGPU would only report a validation error later, mid-training.
+      throw new InvalidRequestError(`One tensor of this training step needs ${mib(size)}; this GPU binds at most ${mib(limit)} per tensor. Use a smaller --batch.`);
+    }
     const b = this.device.createBuffer({ size: Math.max(16, Math.ceil(size / 16) * 16), usage, mappedAtCreation: contents !== undefined });
     if (contents) {
       new Uint8Array(b.getMappedRange()).set(new Uint8Array(contents.buffer, contents.byteOffset, contents.byteLength));

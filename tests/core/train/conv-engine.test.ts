@@ -203,6 +203,22 @@ describe('the WebGPU conv step engine', () => {
     expect(engine.curve[2]!.trainLoss).toBeGreaterThan(0);
   }, 120_000);
 
+  it('refuses a batch whose tensors the GPU cannot bind, saying what to change, and leaks nothing', () => {
+    const shape: [number, number, number] = [12, 12, 1];
+    const specs = paramSpecs(tinyConvNet, shape, 10);
+    const net = new MaskedNetwork(tinyConvNet, specs, initWeights(specs, 7), halfMasks(tinyConvNet, shape));
+    const tensors = tf.memory().numTensors;
+    const limit = (tf.backend() as unknown as { device: { limits: { maxStorageBufferBindingSize: number } } }).device.limits.maxStorageBufferBindingSize;
+    // conv1's output holds batch × 12 × 12 × 16 floats: one image past the limit.
+    const batch = Math.floor(limit / (12 * 12 * 16 * 4)) + 1;
+    try {
+      expect(() => new ConvStepEngine(net, shape, 10, batch, { ...DEFAULT_OPTIMIZER, name: 'sgd', learningRate: 0.1 })).toThrow(/binds at most .* Use a smaller --batch/);
+      expect(tf.memory().numTensors).toBe(tensors);
+    } finally {
+      net.dispose();
+    }
+  });
+
   it('refuses an architecture it cannot run, saying why', () => {
     const even: Architecture = { ...tinyConvNet, layers: [{ kind: 'conv2d', name: 'c', filters: 4, kernelSize: 2, activation: 'relu', role: 'conv' }] };
     expect(convEngineUnsupported(even)).toMatch(/even kernel size/);
