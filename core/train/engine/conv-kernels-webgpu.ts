@@ -6,6 +6,7 @@
 //
 // Layouts are TF.js's: activations NHWC, conv kernels [kh, kw, in, out], dense kernels [in, out]
 // (a dense layer is run as a 1×1 conv on a 1×1 image).
+import { FLAT } from './webgpu-prepared';
 
 /** One conv layer's geometry. Padding is floor(k/2) on every side: 'same' at stride 1, PyTorch's at stride 2. */
 export interface ConvGeometry {
@@ -325,21 +326,16 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
  * asked; elementwise over [rows, columns].
  */
 export function splitSumWgsl(rows: number, columns: number, splits: number, bias: boolean, relu: boolean): string {
-  return `
+  return elementwiseWgsl(`
 const N = ${rows * columns}u; const C = ${columns}u;
 @group(0) @binding(0) var<storage, read> partial: array<f32>;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;
-${bias ? '@group(0) @binding(2) var<storage, read> bias: array<f32>;' : ''}
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= N) { return; }
+${bias ? '@group(0) @binding(2) var<storage, read> bias: array<f32>;' : ''}`, `
   var v = 0.0;
   for (var s = 0u; s < ${splits}u; s++) { v += partial[s * N + i]; }
   ${bias ? 'v += bias[i % C];' : ''}
   ${relu ? 'v = max(v, 0.0);' : ''}
-  y[i] = v;
-}`;
+  y[i] = v;`);
 }
 
 /**
@@ -354,6 +350,27 @@ export function forwardSplits(g: ConvGeometry, targetGroups = 256): { chunk: num
   if (wanted < 2) return null;
   const chunk = Math.ceil(KD / wanted / K_TILE) * K_TILE;
   return { chunk, splits: Math.ceil(KD / chunk) };
+}
+
+/** WGSL of a kernel with one invocation per element i < N (dispatched over flatGrid(N, 256)): `header` declares N and the bindings. */
+function elementwiseWgsl(header: string, body: string): string {
+  return `${header}
+@compute @workgroup_size(256)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  let i = ${FLAT(256)};
+  if (i >= N) { return; }
+${body}
+}`;
+}
+
+/** WGSL: element i of an NHWC tensor as its image, row, column and channel (img, iy, ix, c). */
+function nhwcIndexWgsl(height: number, width: number, channels: number): string {
+  return `  let c = i % ${channels}u;
+  let pixel = i / ${channels}u;
+  let img = pixel / ${height * width}u;
+  let rem = pixel % ${height * width}u;
+  let iy = rem / ${width}u;
+  let ix = rem % ${width}u;`;
 }
 
 /** Workgroups of a product: [column tiles, row tiles, splits]. */
@@ -496,24 +513,19 @@ export function batchNormApplyWgsl(rows: number, channels: number, outHeight: nu
     v += res[((img * ${residual.height}u + sy) * ${residual.width}u + sx) * ${residual.channels}u + u32(sc)];
   }`;
   }
-  return `
+  return elementwiseWgsl(`
 const N = ${rows * channels}u; const C = ${channels}u;
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> stats: array<f32>;
 @group(0) @binding(2) var<storage, read> gamma: array<f32>;
 @group(0) @binding(3) var<storage, read> beta: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
-${residualDecl}
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= N) { return; }
+${residualDecl}`, `
   let c = i % C;
   var v = (x[i] - stats[2u * c]) * stats[2u * c + 1u] * gamma[c] + beta[c];
   ${residualCode}
   ${relu ? 'v = max(v, 0.0);' : ''}
-  y[i] = v;
-}`;
+  y[i] = v;`);
 }
 
 /**
@@ -596,7 +608,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 /** BatchNorm's input gradient: dx = γ·rstd·(dy − Σdy/R − x̂·Σdy·x̂/R), dy gated by the ReLU's output if asked. */
 export function batchNormBackwardWgsl(rows: number, channels: number, gate: boolean): string {
-  return `
+  return elementwiseWgsl(`
 const N = ${rows * channels}u; const C = ${channels}u; const R = ${rows}.0;
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -605,18 +617,13 @@ const N = ${rows * channels}u; const C = ${channels}u; const R = ${rows}.0;
 @group(0) @binding(4) var<storage, read> gradBeta: array<f32>;
 @group(0) @binding(5) var<storage, read> gradGamma: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dx: array<f32>;
-${gate ? '@group(0) @binding(7) var<storage, read> gate: array<f32>;' : ''}
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= N) { return; }
+${gate ? '@group(0) @binding(7) var<storage, read> gate: array<f32>;' : ''}`, `
   let c = i % C;
   var d = dy[i];
   ${gate ? 'if (!(gate[i] > 0.0)) { d = 0.0; }' : ''}
   let rstd = stats[2u * c + 1u];
   let xh = (x[i] - stats[2u * c]) * rstd;
-  dx[i] = gamma[c] * rstd * (d - gradBeta[c] / R - xh * gradGamma[c] / R);
-}`;
+  dx[i] = gamma[c] * rstd * (d - gradBeta[c] / R - xh * gradGamma[c] / R);`);
 }
 
 /**
@@ -630,77 +637,50 @@ export function shortcutGradWgsl(
   stride: number,
 ): string {
   const before = Math.floor((output.channels - input.channels) / 2);
-  return `
+  return elementwiseWgsl(`
 const N = ${input.batch * input.height * input.width * input.channels}u;
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> gate: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= N) { return; }
-  let c = i % ${input.channels}u;
-  let pixel = i / ${input.channels}u;
-  let img = pixel / ${input.height * input.width}u;
-  let rem = pixel % ${input.height * input.width}u;
-  let iy = rem / ${input.width}u;
-  let ix = rem % ${input.width}u;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;`, `
+${nhwcIndexWgsl(input.height, input.width, input.channels)}
   var v = 0.0;
   if (iy % ${stride}u == 0u && ix % ${stride}u == 0u) {
     let o = ((img * ${output.height}u + iy / ${stride}u) * ${output.width}u + ix / ${stride}u) * ${output.channels}u + c + ${before}u;
     if (gate[o] > 0.0) { v = dy[o]; }
   }
-  dx[i] = v;
-}`;
+  dx[i] = v;`);
 }
 
 /** size×size max pooling, 'valid': y = the window's max. */
 export function maxPoolWgsl(batch: number, height: number, width: number, channels: number, size: number): string {
   const oh = Math.floor(height / size);
   const ow = Math.floor(width / size);
-  return `
+  return elementwiseWgsl(`
 const N = ${batch * oh * ow * channels}u;
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> y: array<f32>;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= N) { return; }
-  let c = i % ${channels}u;
-  let pixel = i / ${channels}u;
-  let img = pixel / ${oh * ow}u;
-  let rem = pixel % ${oh * ow}u;
-  let y0 = (rem / ${ow}u) * ${size}u;
-  let x0 = (rem % ${ow}u) * ${size}u;
+@group(0) @binding(1) var<storage, read_write> y: array<f32>;`, `
+${nhwcIndexWgsl(oh, ow, channels)}
+  let y0 = iy * ${size}u;
+  let x0 = ix * ${size}u;
   var m = -3.4e38;
   for (var a = 0u; a < ${size}u; a++) {
     for (var b = 0u; b < ${size}u; b++) {
       m = max(m, x[((img * ${height}u + y0 + a) * ${width}u + x0 + b) * ${channels}u + c]);
     }
   }
-  y[i] = m;
-}`;
+  y[i] = m;`);
 }
 
 /** Max pooling's gradient: each window's dy goes to its first maximal input, the rest get 0. One thread per input. */
 export function maxPoolGradWgsl(batch: number, height: number, width: number, channels: number, size: number): string {
   const oh = Math.floor(height / size);
   const ow = Math.floor(width / size);
-  return `
+  return elementwiseWgsl(`
 const N = ${batch * height * width * channels}u;
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= N) { return; }
-  let c = i % ${channels}u;
-  let pixel = i / ${channels}u;
-  let img = pixel / ${height * width}u;
-  let rem = pixel % ${height * width}u;
-  let iy = rem / ${width}u;
-  let ix = rem % ${width}u;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;`, `
+${nhwcIndexWgsl(height, width, channels)}
   let oy = iy / ${size}u;
   let ox = ix / ${size}u;
   var v = 0.0;
@@ -716,8 +696,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     }
     if (best == (iy - oy * ${size}u) * ${size}u + (ix - ox * ${size}u)) { v = dy[((img * ${oh}u + oy) * ${ow}u + ox) * ${channels}u + c]; }
   }
-  dx[i] = v;
-}`;
+  dx[i] = v;`);
 }
 
 /** Mean over height and width, [n, h, w, c] → [n, c]: one thread per output. */
@@ -739,18 +718,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 /** Global average pooling's gradient: dy[n, c]/(h·w) at every pixel (the block's ReLU gates it where it is read). */
 export function globalAvgPoolGradWgsl(batch: number, pixels: number, channels: number): string {
-  return `
+  return elementwiseWgsl(`
 const N = ${batch * pixels * channels}u;
 @group(0) @binding(0) var<storage, read> dy: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dx: array<f32>;
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= N) { return; }
+@group(0) @binding(1) var<storage, read_write> dx: array<f32>;`, `
   let c = i % ${channels}u;
   let img = i / ${pixels * channels}u;
-  dx[i] = dy[img * ${channels}u + c] / ${pixels}.0;
-}`;
+  dx[i] = dy[img * ${channels}u + c] / ${pixels}.0;`);
 }
 
 /**
@@ -777,20 +751,15 @@ export function maskedUpdateWgsl(size: number, parts: number, optimizer: 'sgd' |
   w[i] = select(0.0, wi - s.a0 * (mi / (sqrt(vi) * s.a1 + s.a6)), keep);`
       : `${momentum ? 'gi = s.a1 * buf[i] + gi;\n  buf[i] = gi;' : ''}
   w[i] = select(0.0, wi - s.a0 * gi, keep);`;
-  return `
+  return elementwiseWgsl(`
 const N = ${size}u;
 // Adam: [stepSize, 1/√bc2, β1, 1−β1, β2, 1−β2, ε, wd]; SGD: [lr, momentum, wd].
 struct Step { a0: f32, a1: f32, a2: f32, a3: f32, a4: f32, a5: f32, a6: f32, wd: f32 }
-${decl.join('\n')}
-@compute @workgroup_size(256)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  let i = gid.x + gid.y * nwg.x * 256u;
-  if (i >= N) { return; }
+${decl.join('\n')}`, `
   var sum = 0.0;
   for (var p = 0u; p < ${parts}u; p++) { sum += g[p * N + i]; }
   let wi = w[i];
   let keep = ${masked ? 'mask[i] != 0.0' : 'true'};
   var gi = select(0.0, sum + s.${optimizer === 'adam' ? 'wd' : 'a2'} * wi, keep);
-  ${update}
-}`;
+  ${update}`);
 }
