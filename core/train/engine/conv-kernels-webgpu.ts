@@ -102,6 +102,18 @@ const TM = ${tm}u; const TN = ${tn}u; const TX = ${threadsN}u; const TY = ${thre
       ${fma.join('\n      ')}
     }
     workgroupBarrier();`;
+  // Each thread computes rows ty + i·TY and columns tx + j·TX of the workgroup's tile.
+  const prologue = `@compute @workgroup_size(${THREADS})
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+  let t = lid.x;
+  let tx = t % TX;
+  let ty = t / TX;
+  let m0 = wid.y * TM;
+  let n0 = wid.x * TN;`;
+  const epilogue = `  let row0 = m0 + ty;
+  let col0 = n0 + tx;
+  ${store.join('\n  ')}
+}`;
   const header = `${consts}
 var<workgroup> As: array<f32, ${K_TILE * tm}>;
 var<workgroup> Bs: array<f32, ${K_TILE * tn}>;`;
@@ -130,13 +142,7 @@ fn put(row: u32, col: u32, value: f32) {
     y[outBase + row * COUT + col] = v;
   }
 }
-@compute @workgroup_size(${THREADS})
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let t = lid.x;
-  let tx = t % TX;
-  let ty = t / TX;
-  let m0 = wid.y * TM;
-  let n0 = wid.x * TN;
+${prologue}
   let ar = t % TM;
   let kc = t / TM;
   let gm = m0 + ar;
@@ -173,10 +179,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
     ${compute}
   }
-  let row0 = m0 + ty;
-  let col0 = n0 + tx;
-  ${store.join('\n  ')}
-}`;
+${epilogue}`;
   }
 
   if (product === 'inputGrad') {
@@ -198,13 +201,7 @@ fn put(row: u32, col: u32, value: f32) {
     ${options.accumulate ? 'dx[row * CIN + col] += value;' : 'dx[row * CIN + col] = value;'}
   }
 }
-@compute @workgroup_size(${THREADS})
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let t = lid.x;
-  let tx = t % TX;
-  let ty = t / TX;
-  let m0 = wid.y * TM;
-  let n0 = wid.x * TN;
+${prologue}
   let ar = t % TM;
   let kc = t / TM;
   let gm = m0 + ar;
@@ -240,10 +237,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
     ${compute}
   }
-  let row0 = m0 + ty;
-  let col0 = n0 + tx;
-  ${store.join('\n  ')}
-}`;
+${epilogue}`;
   }
 
   // filterGrad
@@ -263,13 +257,7 @@ var<private> outBase: u32;
 fn put(row: u32, col: u32, value: f32) {
   if (row < KD && col < COUT) { partial[outBase + row * COUT + col] = value; }
 }
-@compute @workgroup_size(${THREADS})
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-  let t = lid.x;
-  let tx = t % TX;
-  let ty = t / TX;
-  let m0 = wid.y * TM;
-  let n0 = wid.x * TN;
+${prologue}
   let pStart = wid.z * CHUNK;
   let pEnd = min(pStart + CHUNK, P);
   outBase = wid.z * KD * COUT;
@@ -315,10 +303,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     }
     ${compute}
   }
-  let row0 = m0 + ty;
-  let col0 = n0 + tx;
-  ${store.join('\n  ')}
-}`;
+${epilogue}`;
 }
 
 /**
