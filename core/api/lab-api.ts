@@ -5,6 +5,8 @@ import {
   CompareTicketsRequest,
   DbInfoRequest,
   DoctorRequest,
+  InspectModelFileRequest,
+  type ModelFileReport,
   ListRunsRequest,
   ListTicketsRequest,
   SearchImpRequest,
@@ -61,6 +63,8 @@ export interface LabApi {
   dbInfo(request: DbInfoRequest): Promise<DbInfo>;
   /** Which compute backends run here, which one a search would use, and why. */
   doctor(request: DoctorRequest): Promise<DoctorReport>;
+  /** A model file's format and tensors (name, shape, dtype, sums), read without storing anything. */
+  inspectModelFile(request: InspectModelFileRequest): Promise<ModelFileReport>;
 }
 
 /** Every method with the validator of its request: the list transports are built from. */
@@ -79,6 +83,7 @@ export const LAB_API_METHODS = {
   showRun: ShowRunRequest,
   dbInfo: DbInfoRequest,
   doctor: DoctorRequest,
+  inspectModelFile: InspectModelFileRequest,
 } satisfies { [K in keyof LabApi]: z.ZodType };
 
 export type LabApiMethod = keyof typeof LAB_API_METHODS;

@@ -299,6 +299,10 @@ export type DbInfoRequest = z.input<typeof DbInfoRequest>;
 export const DoctorRequest = z.object({ backend: BackendChoice.default('auto') }).strict();
 export type DoctorRequest = z.input<typeof DoctorRequest>;
 
+/** A model file to read (safetensors, NumPy .npy/.npz, ...): a path on the machine that runs the service. */
+export const InspectModelFileRequest = z.object({ path: z.string().min(1, 'a file path is required') }).strict();
+export type InspectModelFileRequest = z.input<typeof InspectModelFileRequest>;
+
 // ---- responses ----
 
 export interface GpuAdapterReport {
@@ -333,6 +337,27 @@ export interface BackendProbeReport {
   adapter?: GpuAdapterReport;
   /** Has the kernels conv-net training needs. */
   trainsConv: boolean | null;
+}
+
+export interface InspectedTensor {
+  name: string;
+  shape: number[];
+  /** As stored in the file (float16, bfloat16, int64, ...); values are read as float32. */
+  dtype: string;
+  /** Σx and Σ|x| over the float32 values, in float64: to compare with what the writing framework computes. */
+  sum: number;
+  absSum: number;
+}
+
+export interface ModelFileReport {
+  path: string;
+  format: string;
+  /** The format in words ("NumPy .npz"). */
+  formatTitle: string;
+  bytes: number;
+  /** Elements over all tensors. */
+  elements: number;
+  tensors: InspectedTensor[];
 }
 
 export interface DoctorReport {

@@ -1,7 +1,7 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
 import type { CriteriaOverlapRequest, EssentialSparsityRequest, InstabilityRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
-import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, instabilityText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, instabilityText, modelFileText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
 
@@ -360,6 +360,16 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, request) {
       const report = await ctx.api.doctor(request);
       ctx.out(ctx.json ? JSON.stringify(report, null, 2) : doctorText(report));
+    },
+  },
+  {
+    name: 'inspect',
+    summary: 'a model file (safetensors, NumPy .npy/.npz): its format and tensors with their sums, nothing stored',
+    positionals: ['FILE'],
+    options: [],
+    async run(ctx, _request, [path]) {
+      const report = await ctx.api.inspectModelFile({ path: path! });
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : modelFileText(report));
     },
   },
   {

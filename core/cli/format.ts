@@ -1,5 +1,5 @@
 // Human-readable output of the CLI: aligned tables and small numbers formatted the same way everywhere.
-import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, InstabilityReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
+import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, InstabilityReport, ModelFileReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
 
 export function pct(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(digits)}%`;
@@ -145,6 +145,15 @@ export function dbInfoText(info: DbInfo): string {
     `database ${info.path}`,
     `  schema version ${info.schemaVersion} (latest ${info.latestSchemaVersion}), ${((info.bytes ?? 0) / 1024).toFixed(0)} KiB`,
     `  ${c.runs} runs, ${c.tickets} tickets, ${c.masks} masks, ${c.weights} weight checkpoints, ${c.models} models, ${c.datasets} datasets`,
+  ].join('\n');
+}
+
+export function modelFileText(report: ModelFileReport): string {
+  const rows = report.tensors.map((t) => [t.name, `[${t.shape.join(', ')}]`, t.dtype, t.sum.toPrecision(8), t.absSum.toPrecision(8)]);
+  return [
+    `${report.path}: ${report.formatTitle}, ${report.tensors.length} tensors, ${report.elements.toLocaleString('en-US')} values, ${report.bytes.toLocaleString('en-US')} bytes`,
+    '',
+    table(['tensor', 'shape', 'dtype', 'sum', 'sum |x|'], rows, [3, 4]),
   ].join('\n');
 }
 

@@ -2,6 +2,7 @@
 // Order in every command: validate, load what is needed, and only then open the database for
 // writing, so a bad request or missing dataset writes nothing.
 import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
 import type { z } from 'zod';
 import { CancelledError, InvalidRequestError, NotFoundError } from '../api/errors';
 import type { CallOptions, LabApi } from '../api/lab-api';
@@ -9,6 +10,7 @@ import {
   CompareTicketsRequest,
   DbInfoRequest,
   DoctorRequest,
+  InspectModelFileRequest,
   ListRunsRequest,
   ListTicketsRequest,
   CriteriaOverlapRequest,
@@ -28,6 +30,7 @@ import {
   type CurvePointReport,
   type DbInfo,
   type DoctorReport,
+  type ModelFileReport,
   type RunReport,
   type SearchAtInitParams,
   type SearchGradualParams,
@@ -39,6 +42,8 @@ import {
   type TicketSummary,
 } from '../api/schemas';
 import { criteriaOverlap } from '../compare/criteria-overlap';
+import { DEFAULT_READ_LIMITS } from '../formats/model-format';
+import { detectFormat, tensorSums } from '../formats/registry';
 import { essentialSparsity } from '../compare/essential-sparsity';
 import { instability } from '../compare/instability';
 import { compareMasks } from '../compare/mask-metrics';
@@ -593,6 +598,17 @@ export class LabService implements LabApi {
       error = e instanceof Error ? e.message : String(e);
     }
     return { chosen, error, providers, versions: softwareVersions(chosen?.versions ?? {}) };
+  }
+
+  async inspectModelFile(request: z.input<typeof InspectModelFileRequest>): Promise<ModelFileReport> {
+    const { path } = parseRequest(InspectModelFileRequest, request);
+    const format = detectFormat(path);
+    const contents = format.read(path, DEFAULT_READ_LIMITS);
+    const tensors = contents.tensors.map((t) => ({ name: t.name, shape: t.shape, dtype: t.dtype, ...tensorSums(t) }));
+    return {
+      path, format: format.id, formatTitle: format.title, bytes: statSync(path).size,
+      elements: contents.tensors.reduce((n, t) => n + t.values.length, 0), tensors,
+    };
   }
 }
 
