@@ -4,11 +4,12 @@
 #   dataset-fashion-mnist: the official Fashion-MNIST files (the npm package of that name is corrupt)
 #   chromium, libvulkan1: SwiftShader (a software Vulkan driver inside chromium) and the Vulkan loader,
 #     so WebGPU kernels run and are checked on machines without a GPU
+#   python3-numpy: NumPy writes the .npy/.npz files the format readers are tested against
 # With --bench (`npm run bench`), the PyTorch the benchmark compares with instead:
 #   python3-torch, libopenblas0-pthread: Debian's PyTorch and an optimised BLAS for it (without one,
 #     libblas.so.3 is the netlib reference BLAS, about 5x slower: bench/torch_env.py)
 set -euo pipefail
-packages=(dataset-fashion-mnist chromium libvulkan1)
+packages=(dataset-fashion-mnist chromium libvulkan1 python3-numpy)
 [ "${1:-}" = --bench ] && packages=(python3-torch libopenblas0-pthread)
 
 missing=()
