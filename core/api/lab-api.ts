@@ -7,6 +7,8 @@ import {
   DoctorRequest,
   InspectModelFileRequest,
   type ModelFileReport,
+  PredictRequest,
+  type PredictReport,
   ListRunsRequest,
   ListTicketsRequest,
   SearchImpRequest,
@@ -65,6 +67,8 @@ export interface LabApi {
   doctor(request: DoctorRequest): Promise<DoctorReport>;
   /** A model file's format and tensors (name, shape, dtype, sums), read without storing anything. */
   inspectModelFile(request: InspectModelFileRequest): Promise<ModelFileReport>;
+  /** A model file's logits for a batch of inputs (.npy), to check the import against the framework that wrote the file. */
+  predict(request: PredictRequest): Promise<PredictReport>;
 }
 
 /** Every method with the validator of its request: the list transports are built from. */
@@ -84,6 +88,7 @@ export const LAB_API_METHODS = {
   dbInfo: DbInfoRequest,
   doctor: DoctorRequest,
   inspectModelFile: InspectModelFileRequest,
+  predict: PredictRequest,
 } satisfies { [K in keyof LabApi]: z.ZodType };
 
 export type LabApiMethod = keyof typeof LAB_API_METHODS;

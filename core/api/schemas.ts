@@ -303,6 +303,17 @@ export type DoctorRequest = z.input<typeof DoctorRequest>;
 export const InspectModelFileRequest = z.object({ path: z.string().min(1, 'a file path is required') }).strict();
 export type InspectModelFileRequest = z.input<typeof InspectModelFileRequest>;
 
+/** The logits of a model file for a batch of inputs in a .npy file: to check an import against the framework that wrote it. */
+export const PredictRequest = z
+  .object({
+    path: z.string().min(1, 'a model file path is required'),
+    /** A .npy of float inputs: [n, c, h, w] (PyTorch's layout), [n, h, w, c] for TF.js files, or [n, features]. */
+    input: z.string().min(1, 'an input .npy file is required'),
+    backend: BackendChoice.default('auto'),
+  })
+  .strict();
+export type PredictRequest = z.input<typeof PredictRequest>;
+
 // ---- responses ----
 
 export interface GpuAdapterReport {
@@ -349,6 +360,16 @@ export interface InspectedTensor {
   absSum: number;
 }
 
+/** The zoo network a file's tensors fit. */
+export interface MatchedArchitecture {
+  model: string;
+  /** [h, w, c] the tensors imply. */
+  inputShape: number[];
+  numClasses: number;
+  /** By the file's tensor names, or by their order when the names are not the zoo's. */
+  matchedBy: 'names' | 'order';
+}
+
 export interface ModelFileReport {
   path: string;
   format: string;
@@ -358,6 +379,16 @@ export interface ModelFileReport {
   /** Elements over all tensors. */
   elements: number;
   tensors: InspectedTensor[];
+  /** The zoo network the tensors fit, null if none (the file can still be inspected, not run). */
+  architecture: MatchedArchitecture | null;
+}
+
+export interface PredictReport {
+  path: string;
+  architecture: MatchedArchitecture;
+  /** [n, classes], float32 values. */
+  logits: number[][];
+  backend: BackendReport;
 }
 
 export interface DoctorReport {

@@ -1,7 +1,7 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { CriteriaOverlapRequest, EssentialSparsityRequest, InstabilityRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
-import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, instabilityText, modelFileText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+import type { CriteriaOverlapRequest, EssentialSparsityRequest, InstabilityRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, instabilityText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
 
@@ -370,6 +370,17 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, _request, [path]) {
       const report = await ctx.api.inspectModelFile({ path: path! });
       ctx.out(ctx.json ? JSON.stringify(report, null, 2) : modelFileText(report));
+    },
+  },
+  {
+    name: 'predict',
+    summary: "a model file's logits for the inputs in a .npy file, to check an import against the framework that wrote it",
+    positionals: ['FILE'],
+    usesBackend: true,
+    options: [{ flag: 'input', kind: 'string', help: '.npy of inputs: [n, c, h, w] for PyTorch files, [n, h, w, c] for TF.js files, or [n, features]' }],
+    async run(ctx, request, [path]) {
+      const report = await ctx.api.predict({ ...request, path: path! } as PredictRequest);
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : predictText(report));
     },
   },
   {

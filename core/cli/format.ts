@@ -1,5 +1,5 @@
 // Human-readable output of the CLI: aligned tables and small numbers formatted the same way everywhere.
-import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, InstabilityReport, ModelFileReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
+import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
 
 export function pct(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(digits)}%`;
@@ -148,13 +148,24 @@ export function dbInfoText(info: DbInfo): string {
   ].join('\n');
 }
 
+function architectureText(a: MatchedArchitecture | null): string {
+  if (!a) return 'fits no zoo network (by names or order and shapes): it can be inspected, not run';
+  return `fits ${a.model} on ${a.inputShape.join('×')} inputs, ${a.numClasses} classes (matched by ${a.matchedBy === 'names' ? 'tensor names' : 'tensor order'})`;
+}
+
 export function modelFileText(report: ModelFileReport): string {
   const rows = report.tensors.map((t) => [t.name, `[${t.shape.join(', ')}]`, t.dtype, t.sum.toPrecision(8), t.absSum.toPrecision(8)]);
   return [
     `${report.path}: ${report.formatTitle}, ${report.tensors.length} tensors, ${report.elements.toLocaleString('en-US')} values, ${report.bytes.toLocaleString('en-US')} bytes`,
+    `  ${architectureText(report.architecture)}`,
     '',
     table(['tensor', 'shape', 'dtype', 'sum', 'sum |x|'], rows, [3, 4]),
   ].join('\n');
+}
+
+export function predictText(report: PredictReport): string {
+  const rows = report.logits.map((row, i) => [String(i), String(row.indexOf(Math.max(...row))), row.map((v) => v.toFixed(5)).join(' ')]);
+  return [`${report.path}: ${architectureText(report.architecture)}; on ${report.backend.provider}`, '', table(['row', 'argmax', 'logits'], rows, [1])].join('\n');
 }
 
 export function doctorText(report: DoctorReport): string {

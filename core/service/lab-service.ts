@@ -12,6 +12,7 @@ import {
   DoctorRequest,
   InspectModelFileRequest,
   ListRunsRequest,
+  PredictRequest,
   ListTicketsRequest,
   CriteriaOverlapRequest,
   type CriteriaOverlapReport,
@@ -30,7 +31,9 @@ import {
   type CurvePointReport,
   type DbInfo,
   type DoctorReport,
+  type MatchedArchitecture,
   type ModelFileReport,
+  type PredictReport,
   type RunReport,
   type SearchAtInitParams,
   type SearchGradualParams,
@@ -43,7 +46,9 @@ import {
 } from '../api/schemas';
 import { criteriaOverlap } from '../compare/criteria-overlap';
 import { DEFAULT_READ_LIMITS } from '../formats/model-format';
-import { detectFormat, tensorSums } from '../formats/registry';
+import { detectFormat, readModelFile, tensorSums } from '../formats/registry';
+import { modelInput, predictLogits } from '../formats/predict';
+import { type ZooMatch, layoutOf, matchZooArchitecture } from '../formats/zoo-match';
 import { essentialSparsity } from '../compare/essential-sparsity';
 import { instability } from '../compare/instability';
 import { compareMasks } from '../compare/mask-metrics';
@@ -51,7 +56,7 @@ import { type BackendInfo, probeBackends, selectBackend } from '../compute/backe
 import { softwareVersions } from '../compute/versions';
 import { CIFAR_AUGMENTATION } from '../data/augment';
 import { type LoadedDataset, loadDataset } from '../data/datasets';
-import { type Architecture, type ParamSpec, architecture, hasConv, paramSpecs } from '../models/architectures';
+import { type Architecture, MODEL_IDS, type ParamSpec, architecture, hasConv, paramSpecs } from '../models/architectures';
 import { type WeightSet, initWeights } from '../models/weights';
 import { type ImpOutcome, type ImpPlan, runImp } from '../pruning/imp';
 import { summarizeMasks } from '../pruning/mask';
@@ -605,11 +610,33 @@ export class LabService implements LabApi {
     const format = detectFormat(path);
     const contents = format.read(path, DEFAULT_READ_LIMITS);
     const tensors = contents.tensors.map((t) => ({ name: t.name, shape: t.shape, dtype: t.dtype, ...tensorSums(t) }));
+    const match = matchZooArchitecture(contents.tensors, layoutOf(contents.format));
     return {
       path, format: format.id, formatTitle: format.title, bytes: statSync(path).size,
       elements: contents.tensors.reduce((n, t) => n + t.values.length, 0), tensors,
+      architecture: match && matchedArchitecture(match),
     };
   }
+
+  async predict(request: z.input<typeof PredictRequest>): Promise<PredictReport> {
+    const params = parseRequest(PredictRequest, request);
+    const contents = readModelFile(params.path);
+    const layout = layoutOf(contents.format);
+    const match = matchZooArchitecture(contents.tensors, layout);
+    if (!match) {
+      throw new InvalidRequestError(`${params.path}: its tensors fit no network Ticket Lab runs (${MODEL_IDS.join(', ')}, by names or order and shapes); \`ticket-lab inspect\` lists what it holds.`);
+    }
+    const input = readModelFile(params.input);
+    if (input.format !== 'npy' || input.tensors.length !== 1) throw new InvalidRequestError(`${params.input}: the input must be one array in a .npy file.`);
+    const x = modelInput(input.tensors[0]!, match.inputShape, layout, params.input);
+    const backend = await selectBackend(params.backend, { trainsConv: hasConv(match.arch) });
+    const logits = predictLogits(match, x);
+    return { path: params.path, architecture: matchedArchitecture(match), logits, backend };
+  }
+}
+
+function matchedArchitecture(match: ZooMatch): MatchedArchitecture {
+  return { model: match.arch.id, inputShape: match.inputShape, numClasses: match.numClasses, matchedBy: match.matchedBy };
 }
 
 // ---- mapping ----

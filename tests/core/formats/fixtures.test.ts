@@ -5,7 +5,10 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import { predictLogits, modelInput } from '../../../core/formats/predict';
 import { detectFormat, readModelFile, tensorSums } from '../../../core/formats/registry';
+import { layoutOf, matchZooArchitecture } from '../../../core/formats/zoo-match';
+import { useBackend } from '../../support/backends';
 import { runCliProcess } from '../../support/cli-process';
 import { useTempFolder } from '../../support/temp-folder';
 
@@ -25,14 +28,18 @@ function unpack(fixture: string, as = fixture): string {
   return path;
 }
 
+const WRITTEN = [
+  ['lenet', 'safetensors'],
+  ['lenet', 'npz'],
+  ['conv2', 'safetensors'],
+  ['conv2', 'npz'],
+] as const;
+
 describe('model files written by NumPy and in safetensors layout', () => {
-  it.each([
-    ['lenet.safetensors', 'safetensors'],
-    ['lenet.npz', 'npz'],
-  ])('%s: format, names, shapes and sums as the writer computed them', (fixture, format) => {
-    const contents = readModelFile(unpack(fixture));
+  it.each(WRITTEN)('%s.%s: format, names, shapes and sums as the writer computed them', (model, format) => {
+    const contents = readModelFile(unpack(`${model}.${format}`));
     expect(contents.format).toBe(format);
-    const want = expected.models.lenet!.tensors;
+    const want = expected.models[model]!.tensors;
     expect(contents.tensors.map((t) => t.name)).toEqual(want.map((t) => t.name));
     for (const [i, t] of contents.tensors.entries()) {
       expect(t.shape).toEqual(want[i]!.shape);
@@ -41,6 +48,31 @@ describe('model files written by NumPy and in safetensors layout', () => {
       expect(Math.abs(sums.sum - want[i]!.sum)).toBeLessThan(1e-4);
       expect(Math.abs(sums.absSum - want[i]!.absSum)).toBeLessThan(1e-4);
     }
+  });
+
+  it.each(WRITTEN)('%s.%s: fits its zoo network by name and gives the logits PyTorch computes (|error| < 1e-4)', async (model, format) => {
+    await useBackend('cpu');
+    const contents = readModelFile(unpack(`${model}.${format}`));
+    const match = matchZooArchitecture(contents.tensors, layoutOf(contents.format))!;
+    expect(match.arch.id).toBe(model === 'lenet' ? 'lenet-300-100' : 'conv-2');
+    expect(match.inputShape).toEqual(model === 'lenet' ? [28, 28, 1] : [8, 8, 1]);
+    expect(match.matchedBy).toBe('names');
+    expect(match.sourceNames['fc1.kernel']).toBe('fc1.weight');
+    const input = readModelFile(join(FIXTURES, model === 'lenet' ? 'input.npy' : 'input_conv2.npy')).tensors[0]!;
+    const logits = predictLogits(match, modelInput(input, match.inputShape, 'pytorch', 'input'));
+    expect(maxAbsError(logits, expected.models[model]!.logits)).toBeLessThan(1e-4);
+  });
+
+  it('matches by order when the names are not the zoo\'s, and under a common prefix by name', async () => {
+    const contents = readModelFile(unpack('conv2.npz'));
+    const renamed = contents.tensors.map((t, i) => ({ ...t, name: `layer${i}.param` }));
+    const byOrder = matchZooArchitecture(renamed, 'pytorch')!;
+    expect([byOrder.arch.id, byOrder.matchedBy]).toEqual(['conv-2', 'order']);
+    const prefixed = contents.tensors.map((t) => ({ ...t, name: `module.net.${t.name}` }));
+    expect(matchZooArchitecture(prefixed, 'pytorch')!.matchedBy).toBe('names');
+    // A tensor too many, or one of the wrong shape, fits nothing.
+    expect(matchZooArchitecture([...contents.tensors, contents.tensors[0]!], 'pytorch')).toBeNull();
+    expect(matchZooArchitecture(contents.tensors.map((t, i) => (i === 0 ? { ...t, shape: [64, 1, 5, 5] } : t)), 'pytorch')).toBeNull();
   });
 
   it('detects the format by content, not by the file name', () => {
@@ -63,12 +95,30 @@ describe('model files written by NumPy and in safetensors layout', () => {
     expect(report.format).toBe('safetensors');
     expect(report.elements).toBe(784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10);
     expect(report.tensors.map((t) => t.name)).toEqual(expected.models.lenet!.tensors.map((t) => t.name));
+    expect(report.architecture).toEqual({ model: 'lenet-300-100', inputShape: [28, 28, 1], numClasses: 10, matchedBy: 'names' });
     const text = await runCliProcess(['inspect', path], { TICKET_LAB_DB: db });
     expect(text.stdout).toMatch(/safetensors, 6 tensors, 266,610 values/);
+    expect(text.stdout).toMatch(/fits lenet-300-100 on 28×28×1 inputs, 10 classes \(matched by tensor names\)/);
     expect(text.stdout).toMatch(/fc1\.weight\s+\[300, 784\]\s+float32/);
     const bad = await runCliProcess(['inspect', join(temp(), 'nothing.npz')], { TICKET_LAB_DB: db });
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/^error: .*nothing\.npz: cannot be read \(ENOENT\)/);
     expect(() => readFileSync(db)).toThrow(/ENOENT/);
   });
+
+  it('`ticket-lab predict FILE --input X.npy --json` prints the logits PyTorch computes', async () => {
+    const result = await runCliProcess(['predict', unpack('conv2.safetensors'), '--input', join(FIXTURES, 'input_conv2.npy'), '--json', '--backend', 'cpu'], { TICKET_LAB_DB: join(temp(), 'never.db') });
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as { architecture: { model: string }; logits: number[][] };
+    expect(report.architecture.model).toBe('conv-2');
+    expect(maxAbsError(report.logits, expected.models.conv2!.logits)).toBeLessThan(1e-4);
+    const wrongInput = await runCliProcess(['predict', unpack('conv2.safetensors'), '--input', join(FIXTURES, 'input.npy'), '--backend', 'cpu'], { TICKET_LAB_DB: join(temp(), 'never.db') });
+    expect(wrongInput.code).toBe(2);
+    expect(wrongInput.stderr).toMatch(/inputs of shape \[4, 784\] do not fit the network's \[n, 1, 8, 8\]/);
+  });
 });
+
+function maxAbsError(a: number[][], b: number[][]): number {
+  expect(a.length).toBe(b.length);
+  return Math.max(...a.flatMap((row, i) => row.map((v, j) => Math.abs(v - b[i]![j]!))));
+}

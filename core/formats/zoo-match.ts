@@ -1,0 +1,165 @@
+// From a file's tensors to a zoo network: which architecture, input shape and class count they
+// fit, and the weights in TF.js layouts. Files without a graph (state dicts, safetensors, npz) say
+// only names and shapes, so a file runs when it fits a zoo architecture:
+// - by name: open_lth's and torchvision-style names (`fc1.weight`, `blocks.0.bn1.running_mean`),
+//   under any common prefix (`module.`, `model.`), BatchNorm's `num_batches_tracked` ignored;
+// - else by order: the state dict's order is the modules' order, which is the zoo's.
+// PyTorch layouts are converted: Linear [out, in] → [in, out]; Conv2d [out, in, kh, kw] →
+// [kh, kw, in, out]; and the first Linear after a conv stack flattens (c, h, w) where TF.js
+// flattens (h, w, c), so its input rows are permuted.
+import { type Architecture, MODEL_IDS, type ParamKind, type ParamSpec, architecture, paramSpecs } from '../models/architectures';
+import { type WeightSet, sizeOf } from '../models/weights';
+import type { FileTensor, FormatId } from './model-format';
+
+/** How a format lays out weights: PyTorch's (state dicts, and by convention safetensors and npz) or TF.js's. */
+export type WeightLayout = 'pytorch' | 'tfjs';
+
+export function layoutOf(format: FormatId): WeightLayout {
+  return format === 'tfjs' ? 'tfjs' : 'pytorch';
+}
+
+export interface ZooMatch {
+  arch: Architecture;
+  /** [h, w, c]: the input the tensors imply (conv nets without a dense layer fit any size; 32×32 or 28×28 is taken). */
+  inputShape: [number, number, number];
+  numClasses: number;
+  specs: ParamSpec[];
+  /** In the zoo's names and TF.js layouts, running statistics included. */
+  weights: WeightSet;
+  matchedBy: 'names' | 'order';
+  /** Zoo tensor name → the file's name for it (export writes masks back under these). */
+  sourceNames: Record<string, string>;
+}
+
+const FILE_SUFFIX: Record<ParamKind, string> = {
+  kernel: 'weight',
+  bias: 'bias',
+  gamma: 'weight',
+  beta: 'bias',
+  runningMean: 'running_mean',
+  runningVar: 'running_var',
+};
+
+/** Buffers a PyTorch state dict carries that no computation reads. */
+const isBookkeeping = (name: string) => name.endsWith('num_batches_tracked');
+
+/** Square input sizes tried: the datasets' first (CIFAR's 32 for colour, MNIST's 28 for grey), which a net that pools globally takes. */
+const sidesFor = (channels: number) => {
+  const first = channels === 3 ? [32, 28] : [28, 32];
+  return [...first, ...Array.from({ length: 64 }, (_, i) => i + 1).filter((s) => !first.includes(s))];
+};
+
+/** The zoo architecture the tensors fit, or null. */
+export function matchZooArchitecture(tensors: readonly FileTensor[], layout: WeightLayout): ZooMatch | null {
+  const params = tensors.filter((t) => !isBookkeeping(t.name));
+  const classes = outputClasses(params);
+  if (classes === null) return null;
+  const channels = [...new Set([inputChannels(params, layout), 1, 3].filter((c): c is number => c !== null))];
+  for (const id of MODEL_IDS) {
+    const arch = architecture(id);
+    for (const c of channels) {
+      for (const side of sidesFor(c)) {
+        let specs: ParamSpec[];
+        try {
+          specs = paramSpecs(arch, [side, side, c], classes);
+        } catch {
+          continue; // the input is too small for this net
+        }
+        if (specs.length !== params.length) continue;
+        const match = byNames(specs, params, layout) ?? byOrder(specs, params, layout);
+        if (match) return { arch, inputShape: [side, side, c], numClasses: classes, specs, ...match };
+      }
+    }
+  }
+  return null;
+}
+
+/** The class count: the last 1-D tensor's length (the output layer's bias). */
+function outputClasses(params: readonly FileTensor[]): number | null {
+  for (let i = params.length - 1; i >= 0; i--) if (params[i]!.shape.length === 1) return params[i]!.shape[0]!;
+  return null;
+}
+
+/** The first conv kernel's input channels, if there is one. */
+function inputChannels(params: readonly FileTensor[], layout: WeightLayout): number | null {
+  const conv = params.find((t) => t.shape.length === 4);
+  if (!conv) return null;
+  return layout === 'pytorch' ? conv.shape[1]! : conv.shape[2]!;
+}
+
+function byNames(specs: readonly ParamSpec[], params: readonly FileTensor[], layout: WeightLayout): Pick<ZooMatch, 'weights' | 'matchedBy' | 'sourceNames'> | null {
+  for (const prefix of commonPrefixes(params)) {
+    const byName = new Map(params.map((t) => [t.name.slice(prefix.length), t]));
+    const chosen = specs.map((s) => byName.get(`${s.layer}.${FILE_SUFFIX[s.kind]}`));
+    if (chosen.some((t) => t === undefined)) continue;
+    const converted = convertAll(specs, chosen as FileTensor[], layout);
+    if (converted) return { ...converted, matchedBy: 'names' };
+  }
+  return null;
+}
+
+function byOrder(specs: readonly ParamSpec[], params: readonly FileTensor[], layout: WeightLayout): Pick<ZooMatch, 'weights' | 'matchedBy' | 'sourceNames'> | null {
+  const converted = convertAll(specs, params, layout);
+  return converted && { ...converted, matchedBy: 'order' };
+}
+
+/** '' and every dotted prefix all names share ('module.', 'model.encoder.'). */
+function commonPrefixes(params: readonly FileTensor[]): string[] {
+  const prefixes = [''];
+  const first = params[0]?.name.split('.') ?? [];
+  for (let i = 1; i < first.length; i++) {
+    const prefix = `${first.slice(0, i).join('.')}.`;
+    if (!params.every((t) => t.name.startsWith(prefix))) break;
+    prefixes.push(prefix);
+  }
+  return prefixes;
+}
+
+function convertAll(specs: readonly ParamSpec[], files: readonly FileTensor[], layout: WeightLayout): Pick<ZooMatch, 'weights' | 'sourceNames'> | null {
+  const weights: WeightSet = [];
+  const sourceNames: Record<string, string> = {};
+  let lastConvFilters: number | null = null;
+  let flattened = false;
+  for (const [i, spec] of specs.entries()) {
+    const file = files[i]!;
+    // The first dense kernel after convs reads the flattened conv output.
+    const fromConv = spec.kind === 'kernel' && spec.shape.length === 2 && lastConvFilters !== null && !flattened;
+    const values = convert(spec, file, layout, fromConv ? lastConvFilters : null);
+    if (!values) return null;
+    if (spec.kind === 'kernel' && spec.shape.length === 4) lastConvFilters = spec.shape[3]!;
+    if (fromConv) flattened = true;
+    weights.push({ name: spec.name, shape: [...spec.shape], values });
+    sourceNames[spec.name] = file.name;
+  }
+  return { weights, sourceNames };
+}
+
+/** The file tensor in the spec's TF.js layout, or null if its shape does not fit. */
+function convert(spec: ParamSpec, file: FileTensor, layout: WeightLayout, flattenChannels: number | null): Float32Array | null {
+  const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+  if (layout === 'tfjs' || spec.shape.length === 1) return same(file.shape, spec.shape) ? file.values : null;
+  if (spec.shape.length === 4) {
+    const [kh, kw, cin, cout] = spec.shape as [number, number, number, number];
+    if (!same(file.shape, [cout, cin, kh, kw])) return null;
+    const out = new Float32Array(sizeOf(spec.shape));
+    for (let o = 0; o < cout; o++) for (let c = 0; c < cin; c++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) {
+      out[((y * kw + x) * cin + c) * cout + o] = file.values[((o * cin + c) * kh + y) * kw + x]!;
+    }
+    return out;
+  }
+  const [inputs, units] = spec.shape as [number, number];
+  if (!same(file.shape, [units, inputs])) return null;
+  // Row r of ours reads input r of the flattened NHWC activation; PyTorch's index of the same value is (c, y, x).
+  let sourceRow = (r: number) => r;
+  if (flattenChannels !== null && inputs % flattenChannels === 0) {
+    const channels = flattenChannels;
+    const pixels = inputs / channels;
+    sourceRow = (r: number) => (r % channels) * pixels + Math.floor(r / channels);
+  }
+  const out = new Float32Array(inputs * units);
+  for (let r = 0; r < inputs; r++) {
+    const source = sourceRow(r);
+    for (let u = 0; u < units; u++) out[r * units + u] = file.values[u * inputs + source]!;
+  }
+  return out;
+}
