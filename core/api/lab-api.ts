@@ -9,6 +9,8 @@ import {
   type ModelFileReport,
   PredictRequest,
   type PredictReport,
+  ExportMaskRequest,
+  type ExportMaskReport,
   ListRunsRequest,
   ListTicketsRequest,
   SearchImpRequest,
@@ -69,6 +71,8 @@ export interface LabApi {
   inspectModelFile(request: InspectModelFileRequest): Promise<ModelFileReport>;
   /** A model file's logits for a batch of inputs (.npy), to check the import against the framework that wrote the file. */
   predict(request: PredictRequest): Promise<PredictReport>;
+  /** A ticket's masks (`<layer>.weight_mask`) and trained weights in PyTorch's names and layouts, as safetensors or .npz. */
+  exportMask(request: ExportMaskRequest): Promise<ExportMaskReport>;
 }
 
 /** Every method with the validator of its request: the list transports are built from. */
@@ -89,6 +93,7 @@ export const LAB_API_METHODS = {
   doctor: DoctorRequest,
   inspectModelFile: InspectModelFileRequest,
   predict: PredictRequest,
+  exportMask: ExportMaskRequest,
 } satisfies { [K in keyof LabApi]: z.ZodType };
 
 export type LabApiMethod = keyof typeof LAB_API_METHODS;

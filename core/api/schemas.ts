@@ -303,6 +303,28 @@ export type DoctorRequest = z.input<typeof DoctorRequest>;
 export const InspectModelFileRequest = z.object({ path: z.string().min(1, 'a file path is required') }).strict();
 export type InspectModelFileRequest = z.input<typeof InspectModelFileRequest>;
 
+/** A ticket's masks (and its trained weights) in a file PyTorch loads, under PyTorch's names and layouts. */
+export const ExportMaskRequest = z
+  .object({
+    ticket: Id,
+    format: z.enum(['safetensors', 'npz']),
+    output: z.string().min(1, 'an output file (-o FILE) is required'),
+    /** Also the ticket's trained weights, masked (default true where the ticket has them). */
+    weights: z.boolean().default(true),
+  })
+  .strict();
+export type ExportMaskRequest = z.input<typeof ExportMaskRequest>;
+
+export interface ExportMaskReport {
+  ticket: TicketSummary;
+  path: string;
+  format: string;
+  bytes: number;
+  /** `<layer>.weight_mask` for each pruned tensor, then the state dict's tensors when weights were written. */
+  tensors: Array<{ name: string; shape: number[] }>;
+  sparsity: number;
+}
+
 /** The logits of a model file for a batch of inputs in a .npy file: to check an import against the framework that wrote it. */
 export const PredictRequest = z
   .object({

@@ -1,6 +1,6 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { CriteriaOverlapRequest, EssentialSparsityRequest, InstabilityRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import type { CriteriaOverlapRequest, EssentialSparsityRequest, ExportMaskRequest, InstabilityRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
 import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, instabilityText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
@@ -13,6 +13,8 @@ export interface OptionDef {
   help: string;
   /** For a boolean flag: the value it puts in the request (`--no-retrain` sets retrain: false). */
   sets?: unknown;
+  /** A one-letter alias (`-o`). */
+  short?: string;
 }
 
 export interface CommandContext {
@@ -381,6 +383,20 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, request, [path]) {
       const report = await ctx.api.predict({ ...request, path: path! } as PredictRequest);
       ctx.out(ctx.json ? JSON.stringify(report, null, 2) : predictText(report));
+    },
+  },
+  {
+    name: 'export-mask',
+    summary: "a ticket's masks (<layer>.weight_mask) and trained weights under PyTorch's names and layouts, for load_state_dict and prune.custom_from_mask",
+    positionals: ['TICKET'],
+    options: [
+      { flag: 'format', kind: 'string', help: 'safetensors | npz' },
+      { flag: 'output', short: 'o', kind: 'string', help: 'the file to write (replaced whole, never half-written)' },
+      { flag: 'no-weights', field: 'weights', kind: 'boolean', sets: false, help: 'the masks only, without the trained weights' },
+    ],
+    async run(ctx, request, [ticket]) {
+      const report = await ctx.api.exportMask({ ...request, ticket: ticket! } as ExportMaskRequest);
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : `${report.path}: ${report.format}, ${report.tensors.length} tensors of ticket ${report.ticket.id} (${(100 * report.sparsity).toFixed(2)} % pruned), ${report.bytes.toLocaleString('en-US')} bytes`);
     },
   },
   {

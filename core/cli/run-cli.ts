@@ -99,7 +99,7 @@ function parseValue(def: OptionDef, raw: string | boolean): unknown {
 
 function commandHelp(c: CommandDef): string {
   const lines = [`usage: ticket-lab ${c.name}${c.positionals.map((p) => ` ${p}`).join('')} [options]`, '', c.summary, ''];
-  const rows = [...c.options.map((o) => [`--${o.flag}${o.kind === 'boolean' ? '' : ' X'}`, o.help]), ...GLOBAL_HELP.filter(([f]) => c.usesBackend || !f!.startsWith('--backend'))];
+  const rows = [...c.options.map((o) => [`${o.short ? `-${o.short}, ` : ''}--${o.flag}${o.kind === 'boolean' ? '' : ' X'}`, o.help]), ...GLOBAL_HELP.filter(([f]) => c.usesBackend || !f!.startsWith('--backend'))];
   const width = Math.max(...rows.map((r) => r[0]!.length));
   for (const [flag, help] of rows) lines.push(`  ${flag!.padEnd(width)}  ${help}`);
   return lines.join('\n');
@@ -152,7 +152,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
   try {
     const options: Record<string, { type: 'string' | 'boolean' }> = { ...GLOBAL_OPTIONS };
-    for (const o of command.options) options[o.flag] = { type: o.kind === 'boolean' ? 'boolean' : 'string' };
+    for (const o of command.options) options[o.flag] = { type: o.kind === 'boolean' ? 'boolean' : 'string', ...(o.short ? { short: o.short } : {}) };
     let parsed: ReturnType<typeof parseArgs>;
     try {
       parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });

@@ -118,48 +118,99 @@ function commonPrefixes(params: readonly FileTensor[]): string[] {
 function convertAll(specs: readonly ParamSpec[], files: readonly FileTensor[], layout: WeightLayout): Pick<ZooMatch, 'weights' | 'sourceNames'> | null {
   const weights: WeightSet = [];
   const sourceNames: Record<string, string> = {};
-  let lastConvFilters: number | null = null;
-  let flattened = false;
+  const flattens = flattenChannels(specs);
   for (const [i, spec] of specs.entries()) {
     const file = files[i]!;
-    // The first dense kernel after convs reads the flattened conv output.
-    const fromConv = spec.kind === 'kernel' && spec.shape.length === 2 && lastConvFilters !== null && !flattened;
-    const values = convert(spec, file, layout, fromConv ? lastConvFilters : null);
+    const values = convert(spec, file, layout, flattens[i]!);
     if (!values) return null;
-    if (spec.kind === 'kernel' && spec.shape.length === 4) lastConvFilters = spec.shape[3]!;
-    if (fromConv) flattened = true;
     weights.push({ name: spec.name, shape: [...spec.shape], values });
     sourceNames[spec.name] = file.name;
   }
   return { weights, sourceNames };
 }
 
-/** The file tensor in the spec's TF.js layout, or null if its shape does not fit. */
-function convert(spec: ParamSpec, file: FileTensor, layout: WeightLayout, flattenChannels: number | null): Float32Array | null {
-  const same = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
-  if (layout === 'tfjs' || spec.shape.length === 1) return same(file.shape, spec.shape) ? file.values : null;
+/** For each spec, the channels of the conv output it reads flattened (the first dense kernel after convs), else null. */
+function flattenChannels(specs: readonly ParamSpec[]): Array<number | null> {
+  let lastConvFilters: number | null = null;
+  let flattened = false;
+  return specs.map((spec) => {
+    if (spec.kind !== 'kernel') return null;
+    if (spec.shape.length === 4) {
+      lastConvFilters = spec.shape[3]!;
+      return null;
+    }
+    if (lastConvFilters === null || flattened) return null;
+    flattened = true;
+    return lastConvFilters;
+  });
+}
+
+/** A zoo tensor's shape in PyTorch's layout: Linear [out, in], Conv2d [out, in, kh, kw]. */
+function pytorchShape(spec: ParamSpec): number[] {
   if (spec.shape.length === 4) {
     const [kh, kw, cin, cout] = spec.shape as [number, number, number, number];
-    if (!same(file.shape, [cout, cin, kh, kw])) return null;
-    const out = new Float32Array(sizeOf(spec.shape));
-    for (let o = 0; o < cout; o++) for (let c = 0; c < cin; c++) for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) {
-      out[((y * kw + x) * cin + c) * cout + o] = file.values[((o * cin + c) * kh + y) * kw + x]!;
+    return [cout, cin, kh, kw];
+  }
+  return spec.shape.length === 2 ? [spec.shape[1]!, spec.shape[0]!] : [...spec.shape];
+}
+
+/**
+ * For each flat index of a zoo tensor (TF.js layout), the flat index of the same value in PyTorch's
+ * layout. A dense kernel reading a flattened conv output of `flattenChannels` channels also maps its
+ * input rows: ours run over (h, w, c), PyTorch's over (c, h, w).
+ */
+function pytorchIndex(spec: ParamSpec, flattenChannels: number | null): Int32Array {
+  const index = new Int32Array(sizeOf(spec.shape));
+  if (spec.shape.length === 4) {
+    const [kh, kw, cin, cout] = spec.shape as [number, number, number, number];
+    for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let c = 0; c < cin; c++) for (let o = 0; o < cout; o++) {
+      index[((y * kw + x) * cin + c) * cout + o] = ((o * cin + c) * kh + y) * kw + x;
     }
-    return out;
+  } else if (spec.shape.length === 2) {
+    const [inputs, units] = spec.shape as [number, number];
+    const pixels = flattenChannels !== null && inputs % flattenChannels === 0 ? inputs / flattenChannels : null;
+    for (let r = 0; r < inputs; r++) {
+      const row = pixels === null ? r : (r % flattenChannels!) * pixels + Math.floor(r / flattenChannels!);
+      for (let u = 0; u < units; u++) index[r * units + u] = u * inputs + row;
+    }
+  } else {
+    for (let i = 0; i < index.length; i++) index[i] = i;
   }
-  const [inputs, units] = spec.shape as [number, number];
-  if (!same(file.shape, [units, inputs])) return null;
-  // Row r of ours reads input r of the flattened NHWC activation; PyTorch's index of the same value is (c, y, x).
-  let sourceRow = (r: number) => r;
-  if (flattenChannels !== null && inputs % flattenChannels === 0) {
-    const channels = flattenChannels;
-    const pixels = inputs / channels;
-    sourceRow = (r: number) => (r % channels) * pixels + Math.floor(r / channels);
-  }
-  const out = new Float32Array(inputs * units);
-  for (let r = 0; r < inputs; r++) {
-    const source = sourceRow(r);
-    for (let u = 0; u < units; u++) out[r * units + u] = file.values[u * inputs + source]!;
+  return index;
+}
+
+/** The file tensor in the spec's TF.js layout, or null if its shape does not fit. */
+function convert(spec: ParamSpec, file: FileTensor, layout: WeightLayout, flattenChannels: number | null): Float32Array | null {
+  const wanted = layout === 'tfjs' ? spec.shape : pytorchShape(spec);
+  if (file.shape.length !== wanted.length || file.shape.some((d, i) => d !== wanted[i])) return null;
+  if (layout === 'tfjs' || spec.shape.length === 1) return file.values;
+  const index = pytorchIndex(spec, flattenChannels);
+  const out = new Float32Array(index.length);
+  for (let i = 0; i < index.length; i++) out[i] = file.values[index[i]!]!;
+  return out;
+}
+
+/** Zoo tensors (TF.js layouts, by spec name) in PyTorch's names and layouts; `suffix` replaces the parameter name ('weight_mask' for masks). */
+export function toPytorchTensors(
+  specs: readonly ParamSpec[],
+  tensors: ReadonlyArray<{ name: string; values: Float32Array }>,
+  options: { sourceNames?: Record<string, string>; maskSuffix?: boolean } = {},
+): Array<{ name: string; shape: number[]; values: Float32Array }> {
+  const out: Array<{ name: string; shape: number[]; values: Float32Array }> = [];
+  const flattens = flattenChannels(specs);
+  for (const [i, spec] of specs.entries()) {
+    const tensor = tensors.find((t) => t.name === spec.name);
+    if (!tensor) continue;
+    const base = options.sourceNames?.[spec.name] ?? `${spec.layer}.${FILE_SUFFIX[spec.kind]}`;
+    out.push({ name: options.maskSuffix ? `${base}_mask` : base, ...pytorchLayout(spec, tensor.values, flattens[i]!) });
   }
   return out;
+}
+
+/** The inverse of `convert`: a zoo tensor in PyTorch's layout. */
+function pytorchLayout(spec: ParamSpec, values: Float32Array, flattenChannels: number | null): { shape: number[]; values: Float32Array } {
+  const index = pytorchIndex(spec, flattenChannels);
+  const out = new Float32Array(index.length);
+  for (let i = 0; i < index.length; i++) out[index[i]!] = values[i]!;
+  return { shape: pytorchShape(spec), values: out };
 }

@@ -10,6 +10,7 @@ import {
   CompareTicketsRequest,
   DbInfoRequest,
   DoctorRequest,
+  ExportMaskRequest,
   InspectModelFileRequest,
   ListRunsRequest,
   PredictRequest,
@@ -31,6 +32,7 @@ import {
   type CurvePointReport,
   type DbInfo,
   type DoctorReport,
+  type ExportMaskReport,
   type MatchedArchitecture,
   type ModelFileReport,
   type PredictReport,
@@ -48,7 +50,8 @@ import { criteriaOverlap } from '../compare/criteria-overlap';
 import { DEFAULT_READ_LIMITS } from '../formats/model-format';
 import { detectFormat, readModelFile, tensorSums } from '../formats/registry';
 import { modelInput, predictLogits } from '../formats/predict';
-import { type ZooMatch, layoutOf, matchZooArchitecture } from '../formats/zoo-match';
+import { type ZooMatch, layoutOf, matchZooArchitecture, toPytorchTensors } from '../formats/zoo-match';
+import { npzBytes, safetensorsBytes, writeFileAtomically } from '../formats/writers';
 import { essentialSparsity } from '../compare/essential-sparsity';
 import { instability } from '../compare/instability';
 import { compareMasks } from '../compare/mask-metrics';
@@ -632,6 +635,35 @@ export class LabService implements LabApi {
     const backend = await selectBackend(params.backend, { trainsConv: hasConv(match.arch) });
     const logits = predictLogits(match, x);
     return { path: params.path, architecture: matchedArchitecture(match), logits, backend };
+  }
+
+  async exportMask(request: z.input<typeof ExportMaskRequest>): Promise<ExportMaskReport> {
+    const params = parseRequest(ExportMaskRequest, request);
+    const store = this.openStore(false);
+    if (!store) throw new NotFoundError('ticket', params.ticket);
+    const ticket = store.getTicket(store.resolveTicketId(params.ticket));
+    const run = store.getRun(ticket.runId);
+    // The parameter specs the run trained, as stored with its model.
+    const specs = (store.getModel(run.modelId).spec as { params: ParamSpec[] }).params;
+    const masks = store.getMasks(ticket.id).map((m) => ({ name: m.name, values: Float32Array.from(m.bits) }));
+    const tensors = toPytorchTensors(specs, masks, { maskSuffix: true });
+    if (params.weights && ticket.finalWeights) tensors.push(...toPytorchTensors(specs, store.getWeights(ticket.finalWeights)));
+    // What a script needs to evaluate the ticket as Ticket Lab did: the input shape and the pixel normalisation.
+    const data = store.getDataset(run.datasetId).spec as { imageShape?: number[]; normalization?: { mean: number; std: number } };
+    const metadata = {
+      writer: 'ticket-lab', ticket: ticket.id, model: ticket.architecture, dataset: run.datasetId, sparsity: String(ticket.sparsity),
+      input_shape_hwc: JSON.stringify(data.imageShape ?? null), normalization: JSON.stringify(data.normalization ?? null),
+    };
+    const bytes = params.format === 'safetensors' ? safetensorsBytes(tensors, metadata) : npzBytes(tensors);
+    try {
+      writeFileAtomically(params.output, bytes);
+    } catch (error) {
+      throw new InvalidRequestError(`Cannot write ${params.output}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, { cause: error });
+    }
+    return {
+      ticket: toSummary(ticket), path: params.output, format: params.format, bytes: bytes.length,
+      tensors: tensors.map((t) => ({ name: t.name, shape: t.shape })), sparsity: ticket.sparsity,
+    };
   }
 }
 

@@ -427,6 +427,22 @@ export class LabStore {
     return toRun(row);
   }
 
+  getModel(id: string): ModelRecord {
+    const row = this.db.prepare('SELECT id, architecture, source, source_digest, spec_json FROM models WHERE id = ?').get(id) as
+      | { id: string; architecture: string; source: 'zoo' | 'file'; source_digest: string | null; spec_json: string }
+      | undefined;
+    if (!row) throw new NotFoundError('model', id);
+    return { id: row.id, architecture: row.architecture, source: row.source, sourceDigest: row.source_digest, spec: JSON.parse(row.spec_json) as unknown };
+  }
+
+  getDataset(id: string): DatasetRecord {
+    const row = this.db.prepare('SELECT id, name, source, digest, spec_json FROM datasets WHERE id = ?').get(id) as
+      | { id: string; name: string; source: string; digest: string; spec_json: string }
+      | undefined;
+    if (!row) throw new NotFoundError('dataset', id);
+    return { id: row.id, name: row.name, source: row.source, digest: row.digest, spec: JSON.parse(row.spec_json) as unknown };
+  }
+
   listRuns(): RunRecord[] {
     return (this.db.prepare(`${RUN_SELECT} ORDER BY r.created_at`).all() as RunRow[]).map(toRun);
   }
