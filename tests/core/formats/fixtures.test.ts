@@ -91,7 +91,7 @@ describe('model files written by NumPy and in safetensors layout', () => {
     const result = await runCliProcess(['inspect', path, '--json'], { TICKET_LAB_DB: db });
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    const report = JSON.parse(result.stdout) as { format: string; elements: number; tensors: Array<{ name: string; sum: number }> };
+    const report = JSON.parse(result.stdout) as { format: string; elements: number; tensors: Array<{ name: string; sum: number }>; architecture: unknown };
     expect(report.format).toBe('safetensors');
     expect(report.elements).toBe(784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10);
     expect(report.tensors.map((t) => t.name)).toEqual(expected.models.lenet!.tensors.map((t) => t.name));
