@@ -4,9 +4,10 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { type FileTensor, type FormatId, type ModelFileContents, type ModelFormat, DEFAULT_READ_LIMITS, ModelFileError, type ReadLimits } from './model-format';
 import { npyFormat, npzFormat } from './npy';
+import { onnxFormat } from './onnx';
 import { safetensorsFormat } from './safetensors';
 
-const FORMATS: readonly ModelFormat[] = [safetensorsFormat, npzFormat, npyFormat];
+const FORMATS: readonly ModelFormat[] = [safetensorsFormat, npzFormat, npyFormat, onnxFormat];
 
 const HEAD_BYTES = 64;
 

@@ -12,7 +12,7 @@ import { readModelFile } from '../../../core/formats/registry';
 import { DataFormatError } from '../../../core/api/errors';
 import { useTempFolder } from '../../support/temp-folder';
 
-const FIXTURES = join(__dirname, '..', '..', 'fixtures', 'interop');
+const FIXTURES = join(__dirname, '..', '..', 'fixtures');
 const temp = useTempFolder('ticket-lab-fuzz-');
 const MUTATIONS = 1000;
 
@@ -58,10 +58,10 @@ function mutate(bytes: Uint8Array, rng: Rng): Uint8Array {
 }
 
 describe('hostile model files', () => {
-  it.each(['lenet.safetensors.gz', 'lenet.npz.gz', 'input.npy'])('%s mutated 1,000 times: each read succeeds or fails with one clear error, fast and bounded', (fixture) => {
+  it.each(['interop/lenet.safetensors.gz', 'interop/lenet.npz.gz', 'interop/input.npy', 'onnx/conv.onnx', 'onnx/mlp_folded.onnx'])('%s mutated 1,000 times: each read succeeds or fails with one clear error, fast and bounded', (fixture) => {
     const original = fixtureBytes(fixture);
     const rng = Rng.stream(7, `fuzz-${fixture}`);
-    const path = join(temp(), fixture.replace(/\.gz$/, ''));
+    const path = join(temp(), fixture.replace(/^.*\//, '').replace(/\.gz$/, ''));
     const baseline = process.memoryUsage().arrayBuffers;
     let rejected = 0;
     let slowest = 0;
