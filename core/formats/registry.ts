@@ -5,9 +5,10 @@ import { basename } from 'node:path';
 import { type FileTensor, type FormatId, type ModelFileContents, type ModelFormat, DEFAULT_READ_LIMITS, ModelFileError, type ReadLimits } from './model-format';
 import { npyFormat, npzFormat } from './npy';
 import { onnxFormat } from './onnx';
+import { pytorchFormat } from './pytorch';
 import { safetensorsFormat } from './safetensors';
 
-const FORMATS: readonly ModelFormat[] = [safetensorsFormat, npzFormat, npyFormat, onnxFormat];
+const FORMATS: readonly ModelFormat[] = [safetensorsFormat, npzFormat, pytorchFormat, npyFormat, onnxFormat];
 
 const HEAD_BYTES = 64;
 

@@ -58,7 +58,7 @@ function mutate(bytes: Uint8Array, rng: Rng): Uint8Array {
 }
 
 describe('hostile model files', () => {
-  it.each(['interop/lenet.safetensors.gz', 'interop/lenet.npz.gz', 'interop/input.npy', 'onnx/conv.onnx', 'onnx/mlp_folded.onnx'])('%s mutated 1,000 times: each read succeeds or fails with one clear error, fast and bounded', (fixture) => {
+  it.each(['interop/lenet.safetensors.gz', 'interop/lenet.npz.gz', 'interop/input.npy', 'interop/lenet.pt.gz', 'onnx/conv.onnx', 'onnx/mlp_folded.onnx'])('%s mutated 1,000 times: each read succeeds or fails with one clear error, fast and bounded', (fixture) => {
     const original = fixtureBytes(fixture);
     const rng = Rng.stream(7, `fuzz-${fixture}`);
     const path = join(temp(), fixture.replace(/^.*\//, '').replace(/\.gz$/, ''));
