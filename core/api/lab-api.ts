@@ -11,6 +11,8 @@ import {
   type PredictReport,
   ExportMaskRequest,
   type ExportMaskReport,
+  ImportModelRequest,
+  type ImportModelReport,
   ListRunsRequest,
   ListTicketsRequest,
   SearchImpRequest,
@@ -73,6 +75,8 @@ export interface LabApi {
   predict(request: PredictRequest): Promise<PredictReport>;
   /** A ticket's masks (`<layer>.weight_mask`) and trained weights in PyTorch's names and layouts, as safetensors or .npz. */
   exportMask(request: ExportMaskRequest): Promise<ExportMaskReport>;
+  /** A model file into the store, matched to its zoo network and converted to TF.js layouts; the same bytes give the same model. */
+  importModel(request: ImportModelRequest): Promise<ImportModelReport>;
 }
 
 /** Every method with the validator of its request: the list transports are built from. */
@@ -94,6 +98,7 @@ export const LAB_API_METHODS = {
   inspectModelFile: InspectModelFileRequest,
   predict: PredictRequest,
   exportMask: ExportMaskRequest,
+  importModel: ImportModelRequest,
 } satisfies { [K in keyof LabApi]: z.ZodType };
 
 export type LabApiMethod = keyof typeof LAB_API_METHODS;

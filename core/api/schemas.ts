@@ -303,6 +303,28 @@ export type DoctorRequest = z.input<typeof DoctorRequest>;
 export const InspectModelFileRequest = z.object({ path: z.string().min(1, 'a file path is required') }).strict();
 export type InspectModelFileRequest = z.input<typeof InspectModelFileRequest>;
 
+/** A model file into the store: a model id that searches can start from. */
+export const ImportModelRequest = z
+  .object({
+    path: z.string().min(1, 'a model file path is required'),
+    /** A name to show (default: the file's name). */
+    name: z.string().min(1).max(200).optional(),
+  })
+  .strict();
+export type ImportModelRequest = z.input<typeof ImportModelRequest>;
+
+export interface ImportModelReport {
+  /** md_ and the first 12 hex digits of the file's SHA-256: the same bytes give the same model. */
+  id: string;
+  name: string;
+  /** False when the same file was imported before (nothing written). */
+  created: boolean;
+  format: string;
+  sourceDigest: string;
+  architecture: MatchedArchitecture;
+  parameters: number;
+}
+
 /** A ticket's masks (and its trained weights) in a file PyTorch loads, under PyTorch's names and layouts. */
 export const ExportMaskRequest = z
   .object({

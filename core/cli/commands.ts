@@ -1,6 +1,6 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { CriteriaOverlapRequest, EssentialSparsityRequest, ExportMaskRequest, InstabilityRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import type { CriteriaOverlapRequest, EssentialSparsityRequest, ExportMaskRequest, ImportModelRequest, InstabilityRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
 import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, instabilityText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
@@ -383,6 +383,21 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, request, [path]) {
       const report = await ctx.api.predict({ ...request, path: path! } as PredictRequest);
       ctx.out(ctx.json ? JSON.stringify(report, null, 2) : predictText(report));
+    },
+  },
+  {
+    name: 'import',
+    summary: 'a model file (safetensors, .npz, ONNX, ...) into the database: its zoo network, weights in TF.js layouts, a model id',
+    positionals: ['FILE'],
+    options: [{ flag: 'name', kind: 'string', help: 'a name to show (default: the file name)' }],
+    async run(ctx, request, [path]) {
+      const report = await ctx.api.importModel({ ...request, path: path! } as ImportModelRequest);
+      const a = report.architecture;
+      ctx.out(
+        ctx.json
+          ? JSON.stringify(report, null, 2)
+          : `${report.id}  ${report.name}: ${a.model} on ${a.inputShape.join('×')} inputs, ${a.numClasses} classes, ${report.parameters.toLocaleString('en-US')} parameters (${report.created ? 'imported' : 'already imported: the same bytes'})`,
+      );
     },
   },
   {

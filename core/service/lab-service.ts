@@ -2,7 +2,8 @@
 // Order in every command: validate, load what is needed, and only then open the database for
 // writing, so a bad request or missing dataset writes nothing.
 import { createHash } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { z } from 'zod';
 import { CancelledError, InvalidRequestError, NotFoundError } from '../api/errors';
 import type { CallOptions, LabApi } from '../api/lab-api';
@@ -11,6 +12,7 @@ import {
   DbInfoRequest,
   DoctorRequest,
   ExportMaskRequest,
+  ImportModelRequest,
   InspectModelFileRequest,
   ListRunsRequest,
   PredictRequest,
@@ -33,6 +35,7 @@ import {
   type DbInfo,
   type DoctorReport,
   type ExportMaskReport,
+  type ImportModelReport,
   type MatchedArchitecture,
   type ModelFileReport,
   type PredictReport,
@@ -50,7 +53,8 @@ import { criteriaOverlap } from '../compare/criteria-overlap';
 import { DEFAULT_READ_LIMITS } from '../formats/model-format';
 import { detectFormat, readModelFile, tensorSums } from '../formats/registry';
 import { modelInput, predictLogits } from '../formats/predict';
-import { type ZooMatch, layoutOf, matchZooArchitecture, toPytorchTensors } from '../formats/zoo-match';
+import { type WeightLayout, type ZooMatch, layoutOf, matchZooArchitecture, toPytorchTensors } from '../formats/zoo-match';
+import type { ModelFileContents } from '../formats/model-format';
 import { npzBytes, safetensorsBytes, writeFileAtomically } from '../formats/writers';
 import { essentialSparsity } from '../compare/essential-sparsity';
 import { instability } from '../compare/instability';
@@ -623,18 +627,36 @@ export class LabService implements LabApi {
 
   async predict(request: z.input<typeof PredictRequest>): Promise<PredictReport> {
     const params = parseRequest(PredictRequest, request);
-    const contents = readModelFile(params.path);
-    const layout = layoutOf(contents.format);
-    const match = matchZooArchitecture(contents.tensors, layout);
-    if (!match) {
-      throw new InvalidRequestError(`${params.path}: its tensors fit no network Ticket Lab runs (${MODEL_IDS.join(', ')}, by names or order and shapes); \`ticket-lab inspect\` lists what it holds.`);
-    }
+    const { match, layout } = runnableModelFile(params.path);
     const input = readModelFile(params.input);
     if (input.format !== 'npy' || input.tensors.length !== 1) throw new InvalidRequestError(`${params.input}: the input must be one array in a .npy file.`);
     const x = modelInput(input.tensors[0]!, match.inputShape, layout, params.input);
     const backend = await selectBackend(params.backend, { trainsConv: hasConv(match.arch) });
     const logits = predictLogits(match, x);
     return { path: params.path, architecture: matchedArchitecture(match), logits, backend };
+  }
+
+  async importModel(request: z.input<typeof ImportModelRequest>): Promise<ImportModelReport> {
+    const params = parseRequest(ImportModelRequest, request);
+    const { contents, match } = runnableModelFile(params.path);
+    // The bytes read are the bytes hashed: a file changed in between is a different model.
+    const sourceDigest = createHash('sha256').update(readFileSync(params.path)).digest('hex');
+    const id = `md_${sourceDigest.slice(0, 12)}`;
+    const name = params.name ?? basename(params.path);
+    const store = this.openStore(true)!;
+    const created = store.saveImportedModel(
+      {
+        id, architecture: match.arch.id, sourceDigest,
+        spec: {
+          title: `${name} (${match.arch.id}, imported from ${contents.format})`, name, fileName: basename(params.path), format: contents.format,
+          inputShape: match.inputShape, numClasses: match.numClasses, params: match.specs, sourceNames: match.sourceNames, matchedBy: match.matchedBy,
+        },
+      },
+      match.weights,
+    );
+    const parameters = match.specs.filter((s) => s.trainable).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+    const storedName = created ? name : String((store.getModel(id).spec as { name?: unknown }).name ?? name);
+    return { id, name: storedName, created, format: contents.format, sourceDigest, architecture: matchedArchitecture(match), parameters };
   }
 
   async exportMask(request: z.input<typeof ExportMaskRequest>): Promise<ExportMaskReport> {
@@ -665,6 +687,17 @@ export class LabService implements LabApi {
       tensors: tensors.map((t) => ({ name: t.name, shape: t.shape })), sparsity: ticket.sparsity,
     };
   }
+}
+
+/** A model file's tensors and the zoo network they fit; an error saying what the file holds when they fit none. */
+function runnableModelFile(path: string): { contents: ModelFileContents; match: ZooMatch; layout: WeightLayout } {
+  const contents = readModelFile(path);
+  const layout = layoutOf(contents.format);
+  const match = matchZooArchitecture(contents.tensors, layout);
+  if (!match) {
+    throw new InvalidRequestError(`${path}: its tensors fit no network Ticket Lab runs (${MODEL_IDS.join(', ')}, by names or order and shapes); \`ticket-lab inspect\` lists what it holds.`);
+  }
+  return { contents, match, layout };
 }
 
 function matchedArchitecture(match: ZooMatch): MatchedArchitecture {

@@ -252,6 +252,21 @@ export class LabStore {
     });
   }
 
+  /**
+   * Stores a model imported from a file with its weights, once per id (the caller derives the id
+   * from the file's bytes, so importing the same file again finds the first). Returns whether it was new.
+   */
+  saveImportedModel(model: Omit<ModelRecord, 'source' | 'spec'> & { spec: Record<string, unknown> }, weights: WeightSet): boolean {
+    return this.write(() => {
+      if (this.db.prepare('SELECT 1 FROM models WHERE id = ?').get(model.id)) return false;
+      const digest = this.putWeights(weights);
+      this.db
+        .prepare('INSERT INTO models (id, architecture, source, source_digest, spec_json, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(model.id, model.architecture, 'file', model.sourceDigest, JSON.stringify({ ...model.spec, weights: digest }), now());
+      return true;
+    });
+  }
+
   ensureDataset(dataset: DatasetRecord): void {
     this.write(() => {
       this.db

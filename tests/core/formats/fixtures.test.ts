@@ -31,14 +31,17 @@ function unpack(fixture: string, as = fixture): string {
 const WRITTEN = [
   ['lenet', 'safetensors'],
   ['lenet', 'npz'],
+  ['lenet', 'pt'],
   ['conv2', 'safetensors'],
   ['conv2', 'npz'],
+  ['conv2', 'pt'],
 ] as const;
+const FORMAT_IDS = { safetensors: 'safetensors', npz: 'npz', pt: 'pytorch' } as const;
 
-describe('model files written by NumPy and in safetensors layout', () => {
+describe('model files written by NumPy, PyTorch and in safetensors layout', () => {
   it.each(WRITTEN)('%s.%s: format, names, shapes and sums as the writer computed them', (model, format) => {
     const contents = readModelFile(unpack(`${model}.${format}`));
-    expect(contents.format).toBe(format);
+    expect(contents.format).toBe(FORMAT_IDS[format]);
     const want = expected.models[model]!.tensors;
     expect(contents.tensors.map((t) => t.name)).toEqual(want.map((t) => t.name));
     for (const [i, t] of contents.tensors.entries()) {
@@ -78,10 +81,11 @@ describe('model files written by NumPy and in safetensors layout', () => {
   it('detects the format by content, not by the file name', () => {
     expect(detectFormat(unpack('lenet.safetensors', 'weights.bin')).id).toBe('safetensors');
     expect(detectFormat(unpack('lenet.npz', 'weights.zip')).id).toBe('npz');
+    expect(detectFormat(unpack('lenet.pt', 'weights.ckpt')).id).toBe('pytorch');
     expect(detectFormat(join(FIXTURES, 'input.npy')).id).toBe('npy');
     const text = join(temp(), 'notes.safetensors');
     writeFileSync(text, 'not a model at all');
-    expect(() => detectFormat(text)).toThrow(/notes\.safetensors: is not a model file Ticket Lab reads \(safetensors, NumPy \.npz, NumPy \.npy, ONNX\)/);
+    expect(() => detectFormat(text)).toThrow(/notes\.safetensors: is not a model file Ticket Lab reads \(safetensors, NumPy \.npz, PyTorch state dict, NumPy \.npy, ONNX\)/);
     expect(() => detectFormat(join(temp(), 'missing.npz'))).toThrow(/missing\.npz: cannot be read \(ENOENT\)/);
   });
 
@@ -116,6 +120,27 @@ describe('model files written by NumPy and in safetensors layout', () => {
     expect(wrongInput.code).toBe(2);
     expect(wrongInput.stderr).toMatch(/inputs of shape \[4, 784\] do not fit the network's \[n, 1, 8, 8\]/);
   });
+});
+
+describe('ticket-lab import', () => {
+  it('stores a model file once per content, whatever its name, and writes nothing for a file it cannot run', async () => {
+    const db = join(temp(), 'import.db');
+    const first = await runCliProcess(['import', unpack('conv2.pt'), '--json'], { TICKET_LAB_DB: db });
+    expect(first.stderr).toBe('');
+    const a = JSON.parse(first.stdout) as { id: string; created: boolean; name: string; format: string; architecture: { model: string }; parameters: number };
+    expect(a).toMatchObject({ created: true, name: 'conv2.pt', format: 'pytorch', architecture: { model: 'conv-2' }, parameters: 368_330 });
+    expect(a.id).toMatch(/^md_[0-9a-f]{12}$/);
+    const again = JSON.parse((await runCliProcess(['import', unpack('conv2.pt', 'renamed.bin'), '--name', 'x', '--json'], { TICKET_LAB_DB: db })).stdout) as typeof a;
+    expect(again).toMatchObject({ id: a.id, created: false, name: 'conv2.pt' });
+    const other = JSON.parse((await runCliProcess(['import', unpack('conv2.safetensors'), '--json'], { TICKET_LAB_DB: db })).stdout) as typeof a;
+    expect(other.id).not.toBe(a.id);
+
+    const fresh = join(temp(), 'fresh.db');
+    const unrunnable = await runCliProcess(['import', join(FIXTURES, 'input.npy')], { TICKET_LAB_DB: fresh });
+    expect(unrunnable.code).toBe(2);
+    expect(unrunnable.stderr).toMatch(/input\.npy: its tensors fit no network Ticket Lab runs/);
+    expect(() => readFileSync(fresh)).toThrow(/ENOENT/);
+  }, 60_000);
 });
 
 function maxAbsError(a: number[][], b: number[][]): number {
