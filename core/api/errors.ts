@@ -36,7 +36,8 @@ export class InvalidRequestError extends LabError {
 export class NotFoundError extends LabError {
   readonly code = 'NOT_FOUND';
   constructor(kind: string, id: string) {
-    super(`No ${kind} matches '${id}'. List them with \`ticket-lab ${kind === 'run' ? 'runs' : 'tickets'}\`.`);
+    const hint = kind === 'model' ? 'Import a model file with `ticket-lab import FILE`' : `List them with \`ticket-lab ${kind === 'run' ? 'runs' : 'tickets'}\``;
+    super(`No ${kind} matches '${id}'. ${hint}.`);
   }
 }
 

@@ -65,7 +65,7 @@ import { CIFAR_AUGMENTATION } from '../data/augment';
 import { type LoadedDataset, loadDataset } from '../data/datasets';
 import { type Architecture, MODEL_IDS, type ParamSpec, architecture, hasConv, paramSpecs } from '../models/architectures';
 import { type WeightSet, initWeights } from '../models/weights';
-import { type ImpOutcome, type ImpPlan, runImp } from '../pruning/imp';
+import { type ImpOutcome, type ImpPlan, denseMasks, runImp } from '../pruning/imp';
 import { summarizeMasks } from '../pruning/mask';
 import { type GradualOptions, gradualSchedule, parseGradualOptions, runGradual } from '../pruning/gradual';
 import { type OneShotOutcome, type OneShotPlan, runOneShot } from '../pruning/oneshot';
@@ -107,7 +107,12 @@ interface Prepared {
   specs: ParamSpec[];
   schedule: TrainSchedule;
   backend: BackendInfo;
+  /** A model imported from a file (`ticket-lab import`): its id and weights, which stand for θ0 or the trained weights. */
+  imported?: { id: string; weights: WeightSet } | undefined;
 }
+
+/** Imported models' ids (`md_` and 12 hex digits of the file's SHA-256); anything else names a zoo architecture. */
+const isImportedModel = (model: string) => model.startsWith('md_');
 
 export class LabService implements LabApi {
   private store: LabStore | undefined;
@@ -138,7 +143,8 @@ export class LabService implements LabApi {
 
   /** Resolves model, dataset, schedule and backend: everything that can fail before a write. */
   private async prepare(params: SearchImpParams | SearchOneShotParams | SearchAtInitParams | SearchGradualParams, model: string, datasetName: string, options: CallOptions): Promise<Prepared> {
-    const arch = architecture(model);
+    const imported = isImportedModel(model) ? this.importedModel(model) : undefined;
+    const arch = architecture(imported?.record.architecture ?? model);
     const dataset = loadDataset(datasetName, {
       dataDir: params.dataDir,
       validationSize: params.validationSize,
@@ -147,18 +153,35 @@ export class LabService implements LabApi {
       onWarning: options.onWarning,
     });
     const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
+    if (imported) {
+      const { inputShape, numClasses } = imported.spec;
+      if (inputShape.join('x') !== dataset.imageShape.join('x') || numClasses !== dataset.numClasses) {
+        throw new InvalidRequestError(`Model ${imported.record.id} takes ${inputShape.join('×')} inputs and ${numClasses} classes; ${datasetName} has ${dataset.imageShape.join('×')} images and ${dataset.numClasses} classes.`);
+      }
+    }
     const schedule = resolveSchedule(params, arch, dataset.train.count);
     const backend = await selectBackend(params.backend, { trainsConv: hasConv(arch) });
     for (const warning of backend.warnings) options.onWarning?.(warning);
-    return { arch, dataset, specs, schedule, backend };
+    return { arch, dataset, specs, schedule, backend, imported: imported && { id: imported.record.id, weights: imported.weights } };
+  }
+
+  /** A model `ticket-lab import` stored: its record, the shape it takes and its weights. */
+  private importedModel(idOrPrefix: string) {
+    const store = this.openStore(false);
+    if (!store) throw new NotFoundError('model', idOrPrefix);
+    const record = store.getModel(store.resolveModelId(idOrPrefix));
+    const spec = record.spec as { inputShape: number[]; numClasses: number; weights: string };
+    return { record, spec, weights: store.getWeights(spec.weights) };
   }
 
   private registerRun(store: LabStore, method: string, prepared: Prepared, hparams: Record<string, unknown>, defaults: Record<string, unknown>, seed: number, initial?: WeightSet): string {
     const { arch, dataset, specs, backend } = prepared;
     const shape = dataset.imageShape.join('x');
-    const modelId = `zoo/${arch.id}/${shape}-${dataset.numClasses}`;
+    const modelId = prepared.imported?.id ?? `zoo/${arch.id}/${shape}-${dataset.numClasses}`;
     const datasetId = `${dataset.id}@${dataset.digest.slice(0, 16)}`;
-    store.ensureModel({ id: modelId, architecture: arch.id, source: 'zoo', sourceDigest: null, spec: { title: arch.title, inputShape: dataset.imageShape, numClasses: dataset.numClasses, params: specs } });
+    if (!prepared.imported) {
+      store.ensureModel({ id: modelId, architecture: arch.id, source: 'zoo', sourceDigest: null, spec: { title: arch.title, inputShape: dataset.imageShape, numClasses: dataset.numClasses, params: specs } });
+    }
     store.ensureDataset({
       id: datasetId,
       name: dataset.id,
@@ -170,7 +193,8 @@ export class LabService implements LabApi {
       method,
       modelId,
       datasetId,
-      runKey: runKey(method, arch.id, dataset.id, hparams, defaults),
+      // An imported model's runs are keyed by the model: two files of one architecture are different starts.
+      runKey: runKey(method, prepared.imported?.id ?? arch.id, dataset.id, hparams, defaults),
       seed,
       // Recorded, not keyed: measured from the data rather than chosen.
       hparams: { ...hparams, splitSeed: dataset.split.seed, normalization: dataset.normalization },
@@ -305,13 +329,16 @@ export class LabService implements LabApi {
     let source: Parameters<typeof runOneShot>[0]['source'];
     if (from) {
       source = { kind: 'ticket', level: from.ticket.level, masks: store.getMasks(from.ticket.id), trainedWeights: store.getWeights(from.ticket.finalWeights!), rewindWeights: store.getWeights(from.run.rewindWeights!) };
+    } else if (prepared.imported) {
+      // An imported model is a trained network: pruned as it is, and retraining fine-tunes it from its own weights.
+      source = { kind: 'ticket', level: 0, masks: denseMasks(prepared.specs), trainedWeights: prepared.imported.weights, rewindWeights: prepared.imported.weights };
     } else {
       initial = initWeights(prepared.specs, params.seed);
       source = { kind: 'train', initialWeights: initial };
     }
     const runId = this.registerRun(store, 'oneshot', prepared, hparams, defaults, params.seed, initial);
     const T = plan.schedule.iterations;
-    const total = (from ? 0 : T) + (plan.retrain ? T - rewindIteration : 0);
+    const total = (from || prepared.imported ? 0 : T) + (plan.retrain ? T - rewindIteration : 0);
     const tracker = new ProgressTracker(runId, Math.max(total, 1), 1, options.onProgress);
     let parentId: string | null = from?.ticket.id ?? null;
 
@@ -360,7 +387,8 @@ export class LabService implements LabApi {
     const base = defaultSchedule(SearchAtInitRequest, { method: params.method, model: params.model, dataset: params.dataset, sparsity: params.sparsity }, prepared);
     const defaults = atInitHparams(planFor(base.params, base.schedule), base.params.validationSize);
     const store = this.openStore(true)!;
-    const initial = initWeights(prepared.specs, params.seed);
+    // θ0: seeded, or an imported model's weights (SNIP, GraSP and SynFlow then score the imported network).
+    const initial = prepared.imported?.weights ?? initWeights(prepared.specs, params.seed);
     const runId = this.registerRun(store, params.method, prepared, hparams, defaults, params.seed, initial);
     const tracker = new ProgressTracker(runId, Math.max(plan.retrain ? plan.schedule.iterations : 0, 1), 1, options.onProgress);
 

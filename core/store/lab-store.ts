@@ -381,12 +381,17 @@ export class LabStore {
     return this.resolveId('tickets', 'ticket', idOrPrefix);
   }
 
+  resolveModelId(idOrPrefix: string): string {
+    return this.resolveId('models', 'model', idOrPrefix);
+  }
+
   resolveRunId(idOrPrefix: string): string {
     return this.resolveId('runs', 'run', idOrPrefix);
   }
 
-  private resolveId(table: 'tickets' | 'runs', kind: string, idOrPrefix: string): string {
-    if (!/^[a-z0-9_]{1,40}$/.test(idOrPrefix)) throw new InvalidRequestError(`'${idOrPrefix}' is not a ${kind} id (ids look like ${table === 'tickets' ? 'tk_' : 'run_'}3f9k2m...).`);
+  private resolveId(table: 'tickets' | 'runs' | 'models', kind: string, idOrPrefix: string): string {
+    const looks = { tickets: 'tk_3f9k2m...', runs: 'run_3f9k2m...', models: 'md_6e3ae5...' }[table];
+    if (!/^[a-z0-9_]{1,40}$/.test(idOrPrefix)) throw new InvalidRequestError(`'${idOrPrefix}' is not a ${kind} id (ids look like ${looks}).`);
     const matches = (this.db.prepare(`SELECT id FROM ${table} WHERE id >= ? AND id < ? ORDER BY id LIMIT 5`).all(idOrPrefix, `${idOrPrefix}\uffff`) as Array<{ id: string }>).map((r) => r.id);
     if (matches.includes(idOrPrefix)) return idOrPrefix;
     if (matches.length === 0) throw new NotFoundError(kind, idOrPrefix);
