@@ -73,7 +73,7 @@ export interface LabApi {
   inspectModelFile(request: InspectModelFileRequest): Promise<ModelFileReport>;
   /** A model file's logits for a batch of inputs (.npy), to check the import against the framework that wrote the file. */
   predict(request: PredictRequest): Promise<PredictReport>;
-  /** A ticket's masks (`<layer>.weight_mask`) and trained weights in PyTorch's names and layouts, as safetensors or .npz. */
+  /** A ticket's masks (`<layer>.weight_mask`) and trained weights in PyTorch's names and layouts, as safetensors, .npz or a torch.save state dict. */
   exportMask(request: ExportMaskRequest): Promise<ExportMaskReport>;
   /** A model file into the store, matched to its zoo network and converted to TF.js layouts; the same bytes give the same model. */
   importModel(request: ImportModelRequest): Promise<ImportModelReport>;

@@ -329,7 +329,7 @@ export interface ImportModelReport {
 export const ExportMaskRequest = z
   .object({
     ticket: Id,
-    format: z.enum(['safetensors', 'npz']),
+    format: z.enum(['safetensors', 'npz', 'pt-state-dict']),
     output: z.string().min(1, 'an output file (-o FILE) is required'),
     /** Also the ticket's trained weights, masked (default true where the ticket has them). */
     weights: z.boolean().default(true),

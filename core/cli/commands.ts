@@ -405,7 +405,7 @@ export const COMMANDS: CommandDef[] = [
     summary: "a ticket's masks (<layer>.weight_mask) and trained weights under PyTorch's names and layouts, for load_state_dict and prune.custom_from_mask",
     positionals: ['TICKET'],
     options: [
-      { flag: 'format', kind: 'string', help: 'safetensors | npz' },
+      { flag: 'format', kind: 'string', help: 'safetensors | npz | pt-state-dict (torch.load, weights_only=True)' },
       { flag: 'output', short: 'o', kind: 'string', help: 'the file to write (replaced whole, never half-written)' },
       { flag: 'no-weights', field: 'weights', kind: 'boolean', sets: false, help: 'the masks only, without the trained weights' },
     ],

