@@ -7,8 +7,9 @@ import { npyFormat, npzFormat } from './npy';
 import { onnxFormat } from './onnx';
 import { pytorchFormat } from './pytorch';
 import { safetensorsFormat } from './safetensors';
+import { tfjsFormat } from './tfjs';
 
-const FORMATS: readonly ModelFormat[] = [safetensorsFormat, npzFormat, pytorchFormat, npyFormat, onnxFormat];
+const FORMATS: readonly ModelFormat[] = [safetensorsFormat, npzFormat, pytorchFormat, npyFormat, onnxFormat, tfjsFormat];
 
 const HEAD_BYTES = 64;
 

@@ -85,7 +85,7 @@ describe('model files written by NumPy, PyTorch and in safetensors layout', () =
     expect(detectFormat(join(FIXTURES, 'input.npy')).id).toBe('npy');
     const text = join(temp(), 'notes.safetensors');
     writeFileSync(text, 'not a model at all');
-    expect(() => detectFormat(text)).toThrow(/notes\.safetensors: is not a model file Ticket Lab reads \(safetensors, NumPy \.npz, PyTorch state dict, NumPy \.npy, ONNX\)/);
+    expect(() => detectFormat(text)).toThrow(/notes\.safetensors: is not a model file Ticket Lab reads \(safetensors, NumPy \.npz, PyTorch state dict, NumPy \.npy, ONNX, TensorFlow\.js model\.json\)/);
     expect(() => detectFormat(join(temp(), 'missing.npz'))).toThrow(/missing\.npz: cannot be read \(ENOENT\)/);
   });
 
