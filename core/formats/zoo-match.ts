@@ -49,9 +49,31 @@ const sidesFor = (channels: number) => {
   return [...first, ...Array.from({ length: 64 }, (_, i) => i + 1).filter((s) => !first.includes(s))];
 };
 
+/**
+ * The parameters of a state dict as a network reads them. Modules pruned with
+ * torch.nn.utils.prune store `weight_orig` and `weight_mask` instead of `weight`: the weight is their
+ * product. A mask beside a plain `weight` (Ticket Lab's own exports) is dropped: the weight is already masked.
+ */
+function effectiveParameters(tensors: readonly FileTensor[]): FileTensor[] {
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  const out: FileTensor[] = [];
+  for (const t of tensors) {
+    if (isBookkeeping(t.name) || t.name.endsWith('_mask')) continue;
+    if (t.name.endsWith('_orig')) {
+      const base = t.name.slice(0, -'_orig'.length);
+      const mask = byName.get(`${base}_mask`);
+      const values = mask && mask.values.length === t.values.length ? t.values.map((v, i) => v * mask.values[i]!) : t.values;
+      out.push({ ...t, name: base, values });
+      continue;
+    }
+    out.push(t);
+  }
+  return out;
+}
+
 /** The zoo architecture the tensors fit, or null. */
 export function matchZooArchitecture(tensors: readonly FileTensor[], layout: WeightLayout): ZooMatch | null {
-  const params = tensors.filter((t) => !isBookkeeping(t.name));
+  const params = effectiveParameters(tensors);
   const classes = outputClasses(params);
   if (classes === null) return null;
   const channels = [...new Set([inputChannels(params, layout), 1, 3].filter((c): c is number => c !== null))];

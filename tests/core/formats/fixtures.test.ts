@@ -73,6 +73,15 @@ describe('model files written by NumPy, PyTorch and in safetensors layout', () =
     expect([byOrder.arch.id, byOrder.matchedBy]).toEqual(['conv-2', 'order']);
     const prefixed = contents.tensors.map((t) => ({ ...t, name: `module.net.${t.name}` }));
     expect(matchZooArchitecture(prefixed, 'pytorch')!.matchedBy).toBe('names');
+    // A module pruned with torch.nn.utils.prune saves weight_orig and weight_mask: the weight is their product.
+    const fc1 = contents.tensors.find((t) => t.name === 'fc1.weight')!;
+    const mask = Float32Array.from(fc1.values, (_, i) => i % 2);
+    const reparametrized = contents.tensors.flatMap((t) => (t === fc1 ? [{ ...t, name: 'fc1.weight_orig' }, { ...t, name: 'fc1.weight_mask', values: mask }] : [t]));
+    const pruned = matchZooArchitecture(reparametrized, 'pytorch')!;
+    expect(pruned.matchedBy).toBe('names');
+    const kernel = pruned.weights.find((w) => w.name === 'fc1.kernel')!.values;
+    expect(kernel.filter((v) => v !== 0).length).toBe(fc1.values.filter((v, i) => v !== 0 && i % 2 === 1).length);
+    expect(matchZooArchitecture(contents.tensors, 'pytorch')!.weights.find((w) => w.name === 'fc1.kernel')!.values.filter((v) => v !== 0).length).toBe(fc1.values.filter((v) => v !== 0).length);
     // A tensor too many, or one of the wrong shape, fits nothing.
     expect(matchZooArchitecture([...contents.tensors, contents.tensors[0]!], 'pytorch')).toBeNull();
     expect(matchZooArchitecture(contents.tensors.map((t, i) => (i === 0 ? { ...t, shape: [64, 1, 5, 5] } : t)), 'pytorch')).toBeNull();
