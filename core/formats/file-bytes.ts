@@ -2,6 +2,7 @@
 // name things in messages safely, and turn whatever a hostile file still provokes into the one
 // typed error.
 import { readFileSync, statSync } from 'node:fs';
+import type { DataFormatError } from '../api/errors';
 import { type ModelFileContents, ModelFileError, type ReadLimits } from './model-format';
 
 /** A name or literal for a message: quoted (so empty or odd names show) and cut short (names are attacker-sized). */
@@ -40,4 +41,32 @@ export function guardedRead(path: string, title: string, read: () => ModelFileCo
     if (error instanceof ModelFileError) throw error;
     throw new ModelFileError(path, `reading it as ${title} failed (${errorText(error)}).`, { cause: error });
   }
+}
+
+/** A value for a message, cut short; stringify can itself fail on absurdly deep nesting. */
+export function show(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    return 'a value too deeply nested to print';
+  }
+  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Throws the one error of the readers, naming the file. */
+export function refuse(path: string, reason: string, cause?: unknown): never {
+  throw new ModelFileError(path, reason, cause === undefined ? undefined : { cause });
+}
+
+/** zip.ts messages start with the archive's path, which ModelFileError adds again: drop it. */
+export function zipReason(error: DataFormatError, path: string): string {
+  const message = error.message;
+  if (message.startsWith(`${path}: `)) return message.slice(path.length + 2);
+  if (message.startsWith(`${path} `)) return `the archive ${message.slice(path.length + 1)}`;
+  return message;
 }

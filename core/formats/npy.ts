@@ -6,7 +6,7 @@ import { basename } from 'node:path';
 import { DataFormatError } from '../api/errors';
 import { ZipArchive, type ZipLimits } from '../data/zip';
 import { DTYPE_BYTES, elementCount, toFloat32 } from './dtypes';
-import { errorText, guardedRead, quote, readFileBytes } from './file-bytes';
+import { errorText, guardedRead, quote, readFileBytes, zipReason } from './file-bytes';
 import { ModelFileError, type FileTensor, type ModelFileContents, type ModelFormat, type ReadLimits, type TensorDtype } from './model-format';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // "\x93NUMPY"
@@ -305,13 +305,6 @@ function readNpy(path: string, limits: ReadLimits): ModelFileContents {
   });
 }
 
-/** zip.ts messages start with the archive's path, which ModelFileError adds again: drop it. */
-function zipReason(error: DataFormatError, path: string): string {
-  const message = error.message;
-  if (message.startsWith(`${path}: `)) return message.slice(path.length + 2);
-  if (message.startsWith(`${path} `)) return `the archive ${message.slice(path.length + 1)}`;
-  return message;
-}
 
 function zipLimits(limits: ReadLimits): ZipLimits {
   // Each member is a .npy preamble, a header and at most 8 bytes an element (within the element

@@ -10,8 +10,7 @@
 //    storage is a persistent id ('storage', torch.FloatStorage, key, 'cpu', numel).
 // Only the opcodes and globals that torch's weights_only unpickler allows are used; no memo.
 import { endianness } from 'node:os';
-import { crc32 } from 'node:zlib';
-import { type OutTensor, writeFileAtomically } from './writers';
+import { type OutTensor, storedZip, writeFileAtomically } from './writers';
 
 /** The folder of the records; torch names it after the file's stem, and any name loads. */
 const ARCHIVE = 'archive';
@@ -21,9 +20,6 @@ const ALIGNMENT = 64;
 const FILE_FORMAT_VERSION = '3\n';
 /** Python's pickler writes SETITEMS in batches of this many items. */
 const BATCH = 1000;
-/** Zip without ZIP64: 16-bit entry counts, 32-bit offsets and sizes. */
-const MAX_ENTRIES = 0xffff;
-const MAX_OFFSET = 0xffffffff;
 
 // ---- Pickle (protocol 2) ----
 
@@ -179,66 +175,6 @@ function floatBytes(values: Float32Array): Buffer {
   return out;
 }
 
-/** A stored zip of `records` whose data each start at a multiple of ALIGNMENT, padded by an 'FB' extra field. */
-function alignedZip(records: readonly { name: string; data: Buffer }[]): Buffer {
-  if (records.length > MAX_ENTRIES) throw new Error(`a state dict of ${records.length - 2} tensors is too many for a zip without ZIP64`);
-  const parts: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const { name, data } of records) {
-    const nameBytes = Buffer.from(name, 'utf8');
-    const crc = crc32(data) >>> 0;
-    // The extra field: 'FB', its u16 length, then that many 'Z's, so the data starts on the alignment.
-    const start = offset + 30 + nameBytes.length + 4;
-    const padding = (ALIGNMENT - (start % ALIGNMENT)) % ALIGNMENT;
-    const extra = Buffer.alloc(4 + padding, 'Z');
-    extra.write('FB', 0, 'latin1');
-    extra.writeUInt16LE(padding, 2);
-
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4); // version needed
-    local.writeUInt16LE(0x0800, 6); // UTF-8 names, as torch sets
-    local.writeUInt16LE(0, 8); // stored
-    local.writeUInt16LE(0, 10); // time
-    local.writeUInt16LE(0x21, 12); // date: 1980-01-01
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18);
-    local.writeUInt32LE(data.length, 22);
-    local.writeUInt16LE(nameBytes.length, 26);
-    local.writeUInt16LE(extra.length, 28);
-
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4); // version made by
-    central.writeUInt16LE(20, 6); // version needed
-    central.writeUInt16LE(0x0800, 8);
-    central.writeUInt16LE(0, 10);
-    central.writeUInt16LE(0, 12);
-    central.writeUInt16LE(0x21, 14);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(data.length, 20);
-    central.writeUInt32LE(data.length, 24);
-    central.writeUInt16LE(nameBytes.length, 28);
-    // Extra, comment, disk, internal and external attributes: all 0 (torch's central entries carry no padding).
-    central.writeUInt32LE(offset, 42);
-
-    parts.push(local, nameBytes, extra, data);
-    centrals.push(central, nameBytes);
-    offset += 30 + nameBytes.length + extra.length + data.length;
-    if (offset > MAX_OFFSET) throw new Error('the tensors are too large for a zip without ZIP64 (4 GiB)');
-  }
-  const directory = Buffer.concat(centrals);
-  if (offset + directory.length > MAX_OFFSET) throw new Error('the tensors are too large for a zip without ZIP64 (4 GiB)');
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(records.length, 8);
-  end.writeUInt16LE(records.length, 10);
-  end.writeUInt32LE(directory.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...parts, directory, end]);
-}
-
 /** Throws unless every tensor has a unique name and a shape of non-negative integers that matches its values. */
 function check(tensors: readonly OutTensor[]): void {
   const names = new Set<string>();
@@ -263,7 +199,7 @@ export function ptStateDictBytes(tensors: readonly OutTensor[]): Buffer {
   const records = [{ name: `${ARCHIVE}/data.pkl`, data: statePickle(tensors) }];
   tensors.forEach((t, i) => records.push({ name: `${ARCHIVE}/data/${i}`, data: floatBytes(t.values) }));
   records.push({ name: `${ARCHIVE}/version`, data: Buffer.from(FILE_FORMAT_VERSION, 'latin1') });
-  return alignedZip(records);
+  return storedZip(records, ALIGNMENT);
 }
 
 /** Writes `tensors` to `path` as a torch.save state dict, through a temporary file and a rename. */

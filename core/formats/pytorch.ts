@@ -13,7 +13,7 @@ import { basename } from 'node:path';
 import { DataFormatError } from '../api/errors';
 import { ZipArchive, type ZipEntry, type ZipLimits } from '../data/zip';
 import { DTYPE_BYTES, elementCount, toFloat32 } from './dtypes';
-import { guardedRead, quote, readFileBytes } from './file-bytes';
+import { guardedRead, quote, readFileBytes, zipReason } from './file-bytes';
 import { ModelFileError, type FileTensor, type ModelFileContents, type ModelFormat, type ReadLimits, type TensorDtype } from './model-format';
 import { type PickleCallable, PickleError, PickleGlobalError, type PickleLimits, PickleSizeError, PyDict, PyGlobal, PyTuple, pyTypeName, unpickleAt } from './pickle';
 
@@ -389,13 +389,6 @@ function pickleLimits(limits: ReadLimits, maxBytes: number): Partial<PickleLimit
 
 // ---- The zip layout ----
 
-/** zip.ts messages start with the archive's path, which ModelFileError adds again: drop it. */
-function zipReason(error: DataFormatError, path: string): string {
-  const message = error.message;
-  if (message.startsWith(`${path}: `)) return message.slice(path.length + 2);
-  if (message.startsWith(`${path} `)) return `the archive ${message.slice(path.length + 1)}`;
-  return message;
-}
 
 function zipLimits(limits: ReadLimits): ZipLimits {
   // Storages hold at most 8 bytes an element of the element budget; data.pkl at most maxHeaderBytes;

@@ -3,8 +3,8 @@
 // Spec: https://github.com/huggingface/safetensors, README, "Format" section. Every claim of the
 // header is checked against the limits and the file's size before a float32 copy is allocated.
 import { DTYPE_BYTES, elementCount, toFloat32 } from './dtypes';
-import { guardedRead, quote, readFileBytes } from './file-bytes';
-import { ModelFileError, type FileTensor, type ModelFileContents, type ModelFormat, type ReadLimits, type TensorDtype } from './model-format';
+import { guardedRead, isPlainObject, quote, readFileBytes, refuse, show } from './file-bytes';
+import { type FileTensor, type ModelFileContents, type ModelFormat, type ReadLimits, type TensorDtype } from './model-format';
 
 /** The spec's dtype names; a Map so that a name like "constructor" finds nothing. */
 const DTYPES = new Map<string, TensorDtype>([
@@ -26,24 +26,8 @@ interface Entry {
   end: number;
 }
 
-/** A header value for a message, cut short; stringify can itself fail on absurdly deep nesting. */
-function show(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    return 'a value too deeply nested to print';
-  }
-  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
-}
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
-function refuse(path: string, reason: string, cause?: unknown): never {
-  throw new ModelFileError(path, reason, cause === undefined ? undefined : { cause });
-}
 
 function detect(head: Uint8Array, _fileName: string): boolean {
   if (head.length < 9) return false;

@@ -13,7 +13,7 @@
 import { closeSync, openSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, posix, relative, resolve, win32 } from 'node:path';
 import { DTYPE_BYTES, elementCount, toFloat32 } from './dtypes';
-import { errorText, guardedRead, quote } from './file-bytes';
+import { errorText, guardedRead, isPlainObject, quote, refuse, show } from './file-bytes';
 import {
   DEFAULT_READ_LIMITS,
   ModelFileError,
@@ -80,24 +80,8 @@ interface Group {
   bytes: number;
 }
 
-/** A value for a message, cut short; stringify can itself fail on absurdly deep nesting. */
-function show(value: unknown): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? String(value);
-  } catch {
-    return 'a value too deeply nested to print';
-  }
-  return text.length > 80 ? `${text.slice(0, 80)}…` : text;
-}
 
-function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
 
-function refuse(path: string, reason: string, cause?: unknown): never {
-  throw new ModelFileError(path, reason, cause === undefined ? undefined : { cause });
-}
 
 function isFiniteNumber(value: unknown): value is number {
   return typeof value === 'number' && Number.isFinite(value);

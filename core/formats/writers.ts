@@ -47,45 +47,73 @@ export function npyBytes(t: OutTensor): Buffer {
 
 /** .npz as np.savez writes it: a zip of `<name>.npy` members, stored (not deflated). */
 export function npzBytes(tensors: readonly OutTensor[]): Buffer {
-  const locals: Buffer[] = [];
+  return storedZip(tensors.map((t) => ({ name: `${t.name}.npy`, data: npyBytes(t) })));
+}
+
+/**
+ * A zip of `records`, stored (not deflated). With `alignment`, each record's data starts at a
+ * multiple of it, padded by an 'FB' extra field as PyTorch's writer pads (so its loader can map it).
+ */
+export function storedZip(records: readonly { name: string; data: Buffer }[], alignment?: number): Buffer {
+  if (records.length > 0xffff) throw new Error(`${records.length} entries are too many for a zip without ZIP64`);
+  const parts: Buffer[] = [];
   const centrals: Buffer[] = [];
   let offset = 0;
-  for (const t of tensors) {
-    const name = Buffer.from(`${t.name}.npy`, 'utf8');
-    const data = npyBytes(t);
+  for (const { name, data } of records) {
+    const nameBytes = Buffer.from(name, 'utf8');
     const crc = crc32(data) >>> 0;
+    // The extra field: 'FB', its u16 length, then that many 'Z's, so the data starts on the alignment.
+    let extra = Buffer.alloc(0);
+    if (alignment !== undefined) {
+      const start = offset + 30 + nameBytes.length + 4;
+      const padding = (alignment - (start % alignment)) % alignment;
+      extra = Buffer.alloc(4 + padding, 'Z');
+      extra.write('FB', 0, 'latin1');
+      extra.writeUInt16LE(padding, 2);
+    }
+
     const local = Buffer.alloc(30);
     local.writeUInt32LE(0x04034b50, 0);
     local.writeUInt16LE(20, 4); // version needed
-    local.writeUInt16LE(0x0800, 6); // UTF-8 names
+    local.writeUInt16LE(0x0800, 6); // UTF-8 names, as torch sets
     local.writeUInt16LE(0, 8); // stored
+    local.writeUInt16LE(0, 10); // time
+    local.writeUInt16LE(0x21, 12); // date: 1980-01-01
     local.writeUInt32LE(crc, 14);
     local.writeUInt32LE(data.length, 18);
     local.writeUInt32LE(data.length, 22);
-    local.writeUInt16LE(name.length, 26);
+    local.writeUInt16LE(nameBytes.length, 26);
+    local.writeUInt16LE(extra.length, 28);
+
     const central = Buffer.alloc(46);
     central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE(20, 4);
-    central.writeUInt16LE(20, 6);
+    central.writeUInt16LE(20, 4); // version made by
+    central.writeUInt16LE(20, 6); // version needed
     central.writeUInt16LE(0x0800, 8);
+    central.writeUInt16LE(0, 10);
+    central.writeUInt16LE(0, 12);
+    central.writeUInt16LE(0x21, 14);
     central.writeUInt32LE(crc, 16);
     central.writeUInt32LE(data.length, 20);
     central.writeUInt32LE(data.length, 24);
-    central.writeUInt16LE(name.length, 28);
+    central.writeUInt16LE(nameBytes.length, 28);
+    // Extra, comment, disk, internal and external attributes: all 0 (torch's central entries carry no padding).
     central.writeUInt32LE(offset, 42);
-    locals.push(local, name, data);
-    centrals.push(central, name);
-    offset += 30 + name.length + data.length;
+
+    parts.push(local, nameBytes, extra, data);
+    centrals.push(central, nameBytes);
+    offset += 30 + nameBytes.length + extra.length + data.length;
+    if (offset > 0xffffffff) throw new Error('the tensors are too large for a zip without ZIP64 (4 GiB)');
   }
-  if (offset > 0xffffffff) throw new Error('the tensors are too large for a zip without ZIP64 (4 GiB)');
   const directory = Buffer.concat(centrals);
+  if (offset + directory.length > 0xffffffff) throw new Error('the tensors are too large for a zip without ZIP64 (4 GiB)');
   const end = Buffer.alloc(22);
   end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(tensors.length, 8);
-  end.writeUInt16LE(tensors.length, 10);
+  end.writeUInt16LE(records.length, 8);
+  end.writeUInt16LE(records.length, 10);
   end.writeUInt32LE(directory.length, 12);
   end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, directory, end]);
+  return Buffer.concat([...parts, directory, end]);
 }
 
 /** Writes `bytes` to `path` through a temporary file and a rename: the target is whole or untouched. */
