@@ -194,7 +194,10 @@ export type SearchGradualParams = z.output<typeof SearchGradualRequest>;
 
 export const EssentialSparsityRequest = z
   .object({
+    /** A stored ticket, or an imported model (md_...), whose weights are swept. */
     ticket: Id,
+    /** For an imported model: the dataset it is evaluated on (a ticket's run fixes its own). */
+    dataset: Name.optional(),
     /** Accuracy drop allowed at the essential sparsity, as a fraction (default 0.01: one point). */
     tolerance: z.number().gt(0).lt(1).default(0.01),
     /** Evaluate on the first this many test examples (default: all). */
@@ -206,7 +209,10 @@ export const EssentialSparsityRequest = z
 export type EssentialSparsityRequest = z.input<typeof EssentialSparsityRequest>;
 
 export interface EssentialSparsityReport {
-  ticket: TicketSummary;
+  /** The ticket swept, or null for an imported model. */
+  ticket: TicketSummary | null;
+  /** The imported model swept (md_...), or null for a ticket. */
+  model: string | null;
   /** One-shot global magnitude pruning of the ticket's trained weights, no retraining. */
   curve: Array<{ target: number; sparsity: number; accuracy: number; loss: number }>;
   denseAccuracy: number;

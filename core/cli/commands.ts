@@ -302,8 +302,9 @@ export const COMMANDS: CommandDef[] = [
   }),
   ticketMeasureCommand({
     name: 'essential-sparsity',
-    summary: 'one-shot magnitude sweep of a ticket\'s trained weights, no retraining: where accuracy starts to fall',
+    summary: 'one-shot magnitude sweep of a ticket\'s trained weights or an imported model\'s (md_..., with --dataset), no retraining: where accuracy starts to fall',
     options: [
+      { flag: 'dataset', kind: 'string', help: 'for an imported model: the dataset to measure it on' },
       { flag: 'tolerance', kind: 'number', help: 'accuracy drop allowed, as a fraction (default 0.01: one point)' },
       { flag: 'examples', kind: 'int', help: 'evaluate on the first N test examples (default: all)' },
     ],

@@ -195,7 +195,7 @@ export function doctorText(report: DoctorReport): string {
 export function essentialSparsityText(r: EssentialSparsityReport): string {
   const rows = r.curve.map((p) => [pct(p.target, 0), pct(p.sparsity), pct(p.accuracy), p.loss.toFixed(4)]);
   return [
-    `${r.ticket.id}  ${r.ticket.method} level ${r.ticket.level}  ${remaining(r.ticket.sparsity)} remaining; one-shot global magnitude, no retraining, ${r.examples} test examples`,
+    `${r.ticket ? `${r.ticket.id}  ${r.ticket.method} level ${r.ticket.level}  ${remaining(r.ticket.sparsity)} remaining` : `model ${r.model}`}; one-shot global magnitude, no retraining, ${r.examples} test examples`,
     '',
     table(['target', 'sparsity', 'test acc', 'loss'], rows, [0, 1, 2, 3]),
     '',

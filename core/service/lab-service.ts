@@ -520,6 +520,8 @@ export class LabService implements LabApi {
   /** One-shot magnitude sweep of a ticket's trained weights without retraining (ALGORITHMS.md §10). */
   async essentialSparsity(request: EssentialSparsityRequest, options: CallOptions = {}): Promise<EssentialSparsityReport> {
     const params = parseRequest(EssentialSparsityRequest, request);
+    if (isImportedModel(params.ticket)) return this.modelEssentialSparsity(params, options);
+    if (params.dataset) throw new InvalidRequestError('dataset: a ticket is measured on the dataset it was trained on; leave --dataset out.');
     const { store, ticket, run, arch, specs, dataset } = this.ticketContext(params.ticket, params.dataDir);
     if (!ticket.finalWeights) throw new InvalidRequestError(`Ticket ${ticket.id} has no stored trained weights.`);
     await selectBackend('auto', { trainsConv: hasConv(arch) });
@@ -527,7 +529,26 @@ export class LabService implements LabApi {
       arch, specs, dataset, weights: store.getWeights(ticket.finalWeights), masks: store.getMasks(ticket.id), tolerance: params.tolerance, examples: params.examples, signal: options.signal,
       onProgress: (p) => options.onProgress?.(measureProgress(run.id, ticket.level, 'essential sparsity', p.done, p.total)),
     });
-    return { ticket: toSummary(ticket), ...result };
+    return { ticket: toSummary(ticket), model: null, ...result };
+  }
+
+  /** Essential sparsity of an imported (pretrained) model: its own weights swept on a dataset of its shape. */
+  private async modelEssentialSparsity(params: z.output<typeof EssentialSparsityRequest>, options: CallOptions): Promise<EssentialSparsityReport> {
+    if (!params.dataset) throw new InvalidRequestError('dataset: an imported model is measured on a dataset; give --dataset.');
+    const imported = this.importedModel(params.ticket);
+    const arch = architecture(imported.record.architecture);
+    const dataset = loadDataset(params.dataset, { dataDir: params.dataDir, validationSize: 0 });
+    const { inputShape, numClasses } = imported.spec;
+    if (inputShape.join('x') !== dataset.imageShape.join('x') || numClasses !== dataset.numClasses) {
+      throw new InvalidRequestError(`Model ${imported.record.id} takes ${inputShape.join('×')} inputs and ${numClasses} classes; ${params.dataset} has ${dataset.imageShape.join('×')} images and ${dataset.numClasses} classes.`);
+    }
+    const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
+    await selectBackend('auto', { trainsConv: hasConv(arch) });
+    const result = await essentialSparsity({
+      arch, specs, dataset, weights: imported.weights, masks: denseMasks(specs), tolerance: params.tolerance, examples: params.examples, signal: options.signal,
+      onProgress: (p) => options.onProgress?.(measureProgress('', 0, 'essential sparsity', p.done, p.total)),
+    });
+    return { ticket: null, model: imported.record.id, ...result };
   }
 
   /** Linear mode connectivity from the ticket's starting point: two copies, the error barrier between them (ALGORITHMS.md §10). */

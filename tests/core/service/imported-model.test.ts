@@ -61,6 +61,14 @@ describe('searches from an imported model', () => {
         store.close();
       }
 
+      // Essential sparsity of the imported weights themselves (ALGORITHMS.md: the pretrained model's sweep).
+      const sweep = await service.essentialSparsity({ ticket: model.id, dataset: 'mnist', examples: 500 });
+      expect([sweep.model, sweep.ticket]).toEqual([model.id, null]);
+      expect(sweep.curve.length).toBeGreaterThan(3);
+      expect(sweep.curve[0]!.sparsity).toBeLessThan(sweep.curve.at(-1)!.sparsity);
+      await expect(service.essentialSparsity({ ticket: model.id })).rejects.toThrow(/an imported model is measured on a dataset; give --dataset/);
+      await expect(service.essentialSparsity({ ticket: noRetrain.tickets[0]!.id, dataset: 'mnist' })).rejects.toThrow(/leave --dataset out/);
+
       const conv = await service.importModel({ path: unpack('conv2.safetensors') });
       await expect(service.searchOneShot({ ...small, model: conv.id, sparsity: 0.9 })).rejects.toThrow(/takes 8×8×1 inputs and 10 classes; mnist has 28×28×1 images/);
       await expect(service.searchOneShot({ ...small, model: 'md_ffffffffffff', sparsity: 0.9 })).rejects.toThrow(/No model matches 'md_ffffffffffff'\. Import a model file/);
