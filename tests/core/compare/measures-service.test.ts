@@ -16,7 +16,7 @@ describe('measures on stored tickets, through the service', () => {
 
     const progress: SearchProgress[] = [];
     const sweep = await service.essentialSparsity({ ticket: dense!.id, examples: 500 }, { onProgress: (p) => progress.push(p) });
-    expect(sweep.ticket.id).toBe(dense!.id);
+    expect(sweep.ticket?.id).toBe(dense!.id);
     expect(sweep.curve[0]!.target).toBe(0);
     expect(sweep.curve[0]!.accuracy).toBe(sweep.denseAccuracy);
     expect(sweep.curve.map((p) => p.sparsity)).toEqual([...sweep.curve.map((p) => p.sparsity)].sort((a, b) => a - b));
