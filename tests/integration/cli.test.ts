@@ -98,6 +98,14 @@ describe('ticket-lab CLI', () => {
     expect(readdirSync(folder)).toEqual([]);
   });
 
+  it('ends quietly when the reader closes its output early (`ticket-lab ... | head`)', async () => {
+    const { child, done } = startCli(['db', 'info', '--json'], { TICKET_LAB_DB: join(temp(), 'pipe.db') });
+    child.stdout!.destroy();
+    const result = await done;
+    expect(result.stderr).not.toMatch(/EPIPE|Unhandled/);
+    expect(result.code).toBe(0);
+  });
+
   it('refuses an unwritable or corrupt database file and leaves it as it was', async () => {
     const file = join(temp(), 'not-a-folder');
     writeFileSync(file, 'x');
