@@ -32,13 +32,15 @@ const WRITTEN = [
   ['lenet', 'safetensors'],
   ['lenet', 'npz'],
   ['lenet', 'pt'],
+  ['lenet', 'onnx'],
   ['conv2', 'safetensors'],
   ['conv2', 'npz'],
   ['conv2', 'pt'],
+  ['conv2', 'onnx'],
 ] as const;
-const FORMAT_IDS = { safetensors: 'safetensors', npz: 'npz', pt: 'pytorch' } as const;
+const FORMAT_IDS = { safetensors: 'safetensors', npz: 'npz', pt: 'pytorch', onnx: 'onnx' } as const;
 
-describe('model files written by NumPy, PyTorch and in safetensors layout', () => {
+describe('model files written by NumPy, PyTorch (torch.save, torch.onnx.export) and in safetensors layout', () => {
   it.each(WRITTEN)('%s.%s: format, names, shapes and sums as the writer computed them', (model, format) => {
     const contents = readModelFile(unpack(`${model}.${format}`));
     expect(contents.format).toBe(FORMAT_IDS[format]);
