@@ -1,14 +1,16 @@
 // The format readers against files written by the tools researchers use (NumPy, safetensors'
 // layout, PyTorch; tests/fixtures/interop/make_fixtures.py made them and recorded each tensor's
 // sums): what `ticket-lab inspect` prints must agree with what the writing framework computes.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { predictLogits, modelInput } from '../../../core/formats/predict';
 import { detectFormat, readModelFile, tensorSums } from '../../../core/formats/registry';
 import { layoutOf, matchZooArchitecture } from '../../../core/formats/zoo-match';
+import * as tf from '@tensorflow/tfjs';
 import { useBackend } from '../../support/backends';
+import { saveTfjsModel } from '../../support/tfjs-files';
 import { runCliProcess } from '../../support/cli-process';
 import { useTempFolder } from '../../support/temp-folder';
 
@@ -65,6 +67,34 @@ describe('model files written by NumPy, PyTorch (torch.save, torch.onnx.export) 
     expect(match.sourceNames['fc1.kernel']).toBe('fc1.weight');
     const input = readModelFile(join(FIXTURES, model === 'lenet' ? 'input.npy' : 'input_conv2.npy')).tensors[0]!;
     const logits = predictLogits(match, modelInput(input, match.inputShape, 'pytorch', 'input'));
+    expect(maxAbsError(logits, expected.models[model]!.logits)).toBeLessThan(1e-4);
+  });
+
+  it.each(['lenet', 'conv2'] as const)('%s saved by TF.js itself (model.json and a shard) fits by order and gives PyTorch\'s logits', async (model) => {
+    await useBackend('cpu');
+    const match = matchZooArchitecture(readModelFile(unpack(`${model}.safetensors`)).tensors, 'pytorch')!;
+    const layers = tf.sequential();
+    if (model === 'lenet') {
+      layers.add(tf.layers.dense({ inputShape: [784], units: 300, activation: 'relu' }));
+    } else {
+      layers.add(tf.layers.conv2d({ inputShape: [8, 8, 1], filters: 64, kernelSize: 3, padding: 'same', activation: 'relu' }));
+      layers.add(tf.layers.conv2d({ filters: 64, kernelSize: 3, padding: 'same', activation: 'relu' }));
+      layers.add(tf.layers.maxPooling2d({ poolSize: 2 }));
+      layers.add(tf.layers.flatten());
+      layers.add(tf.layers.dense({ units: 256, activation: 'relu' }));
+    }
+    layers.add(tf.layers.dense({ units: model === 'lenet' ? 100 : 256, activation: 'relu' }));
+    layers.add(tf.layers.dense({ units: 10 }));
+    layers.setWeights(match.weights.map((w) => tf.tensor(w.values, w.shape)));
+    const folder = join(temp(), `tfjs-${model}`);
+    mkdirSync(folder);
+    const saved = await saveTfjsModel(layers, folder);
+    const contents = readModelFile(saved.path);
+    expect(contents.format).toBe('tfjs');
+    const fromTfjs = matchZooArchitecture(contents.tensors, layoutOf(contents.format))!;
+    expect([fromTfjs.arch.id, fromTfjs.matchedBy]).toEqual([match.arch.id, 'order']);
+    const input = readModelFile(join(FIXTURES, model === 'lenet' ? 'input.npy' : 'input_conv2.npy')).tensors[0]!;
+    const logits = predictLogits(fromTfjs, modelInput(input, fromTfjs.inputShape, 'tfjs', 'input'));
     expect(maxAbsError(logits, expected.models[model]!.logits)).toBeLessThan(1e-4);
   });
 

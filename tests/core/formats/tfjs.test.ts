@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_READ_LIMITS, ModelFileError, type ReadLimits } from '../../../core/formats/model-format';
 import { readTfjsModelTopology, tfjsFormat } from '../../../core/formats/tfjs';
+import { type SavedTfjsModel as Saved, joinWeightData, saveTfjsModel } from '../../support/tfjs-files';
 
 const root = mkdtempSync(join(tmpdir(), 'ticket-lab-tfjs-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -23,56 +24,6 @@ function newFolder(): string {
   const folder = join(root, `m${++folderNumber}`);
   mkdirSync(folder);
   return folder;
-}
-
-/** TF.js weight data, which may come as several buffers, as one byte array. */
-function joinWeightData(data: ArrayBuffer | ArrayBuffer[] | undefined): Uint8Array {
-  const parts = data === undefined ? [] : Array.isArray(data) ? data : [data];
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(new Uint8Array(part), at);
-    at += part.byteLength;
-  }
-  return out;
-}
-
-interface Saved {
-  folder: string;
-  /** model.json's path. */
-  path: string;
-  artifacts: tf.io.ModelArtifacts;
-  bytes: Uint8Array;
-}
-
-/**
- * Saves `model` as tfjs-node's file:// handler does: model.json and the weights in `shards` files
- * (one weights.bin unless named), the bytes cut into nearly equal parts, not at weight boundaries.
- */
-async function save(model: tf.LayersModel, shards: string[] = ['weights.bin']): Promise<Saved> {
-  const folder = newFolder();
-  let artifacts: tf.io.ModelArtifacts | undefined;
-  await model.save(tf.io.withSaveHandler(async (a) => {
-    artifacts = a;
-    return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-  }));
-  const saved = artifacts!;
-  const bytes = joinWeightData(saved.weightData);
-  const step = Math.ceil(bytes.length / shards.length);
-  shards.forEach((name, i) => {
-    mkdirSync(join(folder, name, '..'), { recursive: true });
-    writeFileSync(join(folder, name), bytes.subarray(i * step, Math.min(bytes.length, (i + 1) * step)));
-  });
-  const json = {
-    modelTopology: saved.modelTopology,
-    format: saved.format,
-    generatedBy: saved.generatedBy,
-    convertedBy: saved.convertedBy ?? null,
-    weightsManifest: [{ paths: shards, weights: saved.weightSpecs }],
-  };
-  const path = join(folder, 'model.json');
-  writeFileSync(path, JSON.stringify(json));
-  return { folder, path, artifacts: saved, bytes };
 }
 
 function denseModel(): tf.Sequential {
@@ -168,7 +119,7 @@ describe('tfjs reader on models saved by TF.js', () => {
 
   it('reads a dense layers model: names, [in, out] kernels and values as TF.js has them', async () => {
     const model = denseModel();
-    const saved = await save(model);
+    const saved = await saveTfjsModel(model, newFolder());
     expectSameWeights(saved.path, model, saved);
     const contents = tfjsFormat.read(saved.path, DEFAULT_READ_LIMITS);
     expect(contents.tensors.map((t) => t.shape)).toEqual([[20, 16], [16], [16, 4], [4]]);
@@ -178,7 +129,7 @@ describe('tfjs reader on models saved by TF.js', () => {
 
   it('reads a conv layers model with [kh, kw, in, out] kernels', async () => {
     const model = convModel();
-    const saved = await save(model);
+    const saved = await saveTfjsModel(model, newFolder());
     expectSameWeights(saved.path, model, saved);
     const contents = tfjsFormat.read(saved.path, DEFAULT_READ_LIMITS);
     expect(contents.tensors.map((t) => t.shape)).toEqual([[3, 3, 1, 4], [4], [36, 3], [3]]);
@@ -186,13 +137,13 @@ describe('tfjs reader on models saved by TF.js', () => {
 
   it('reads a model split over shard files, weights straddling them, one in a subfolder', async () => {
     const model = denseModel();
-    const saved = await save(model, ['group1-shard1of2.bin', 'shards/group1-shard2of2.bin']);
+    const saved = await saveTfjsModel(model, newFolder(), ['group1-shard1of2.bin', 'shards/group1-shard2of2.bin']);
     // 1,616 bytes cut at 808: inside the first kernel's 1,280 bytes, so one weight spans both files.
     expect(saved.bytes.length).toBe(4 * (20 * 16 + 16 + 16 * 4 + 4));
     expectSameWeights(saved.path, model, saved);
 
     const conv = convModel();
-    const three = await save(conv, ['a.bin', 'b.bin', './c.bin']);
+    const three = await saveTfjsModel(conv, newFolder(), ['a.bin', 'b.bin', './c.bin']);
     expectSameWeights(three.path, conv, three);
   });
 
@@ -359,7 +310,7 @@ describe('tfjs reader on hostile files', () => {
 
     // A real model whose second shard lost its last byte.
     const model = denseModel();
-    const saved = await save(model, ['group1-shard1of2.bin', 'group1-shard2of2.bin']);
+    const saved = await saveTfjsModel(model, newFolder(), ['group1-shard1of2.bin', 'group1-shard2of2.bin']);
     writeFileSync(join(saved.folder, 'group1-shard2of2.bin'), saved.bytes.subarray(808, saved.bytes.length - 1));
     expect(refusal(saved.path)).toMatch(/\/bias" needs bytes 1600 to 1616 .* \("group1-shard1of2.bin", "group1-shard2of2.bin"\) hold only 1615 bytes/);
   });
@@ -439,7 +390,7 @@ describe('tfjs reader on hostile files', () => {
 
   it('refuses more weights than maxTensors before checking them', async () => {
     const model = denseModel();
-    const saved = await save(model);
+    const saved = await saveTfjsModel(model, newFolder());
     expect(refusal(saved.path, { ...DEFAULT_READ_LIMITS, maxTensors: 3 })).toMatch(/lists 4 weights, more than the 3/);
     expect(tfjsFormat.read(saved.path, { ...DEFAULT_READ_LIMITS, maxTensors: 4 }).tensors).toHaveLength(4);
     // Counted over all groups.
