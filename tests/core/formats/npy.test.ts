@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_READ_LIMITS, ModelFileError, type ModelFormat, type ReadLimits } from '../../../core/formats/model-format';
 import { npyFormat, npzFormat, parseNpy } from '../../../core/formats/npy';
+import { expectModelFileError } from '../../support/model-files';
 
 const dir = mkdtempSync(join(tmpdir(), 'ticket-lab-npy-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -107,17 +108,7 @@ function writeHostile(bytes: Uint8Array | string, ext = '.npy'): string {
 
 /** Reads `path` expecting a ModelFileError that names the file and matches `pattern`. */
 function expectRefused(format: ModelFormat, path: string, pattern: RegExp, limits: ReadLimits = DEFAULT_READ_LIMITS): ModelFileError {
-  let error: unknown;
-  try {
-    format.read(path, limits);
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(ModelFileError);
-  const message = (error as ModelFileError).message;
-  expect(message.startsWith(`${path}: `)).toBe(true);
-  expect(message).toMatch(pattern);
-  return error as ModelFileError;
+  return expectModelFileError(() => format.read(path, limits), path, pattern);
 }
 
 const head = (path: string) => readFileSync(path).subarray(0, 64);

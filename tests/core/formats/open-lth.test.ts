@@ -9,6 +9,7 @@ import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_READ_LIMITS, type FileTensor, ModelFileError } from '../../../core/formats/model-format';
 import { type OpenLthExperiment, readOpenLthExperiment } from '../../../core/formats/open-lth';
+import { tensorSums } from '../../../core/formats/registry';
 import { useTempFolder } from '../../support/temp-folder';
 
 const FIXTURES = join(__dirname, '..', '..', 'fixtures', 'open-lth');
@@ -75,15 +76,6 @@ function copy() {
   return { root, replicate, main };
 }
 
-function sums(tensor: FileTensor): { sum: number; absSum: number } {
-  let sum = 0;
-  let absSum = 0;
-  for (const v of tensor.values) {
-    sum += v;
-    absSum += Math.abs(v);
-  }
-  return { sum, absSum };
-}
 
 function expectTensors(got: FileTensor[] | null, want: ExpectedTensor[], what: string): void {
   expect(got, what).not.toBeNull();
@@ -92,7 +84,7 @@ function expectTensors(got: FileTensor[] | null, want: ExpectedTensor[], what: s
     const w = want[i]!;
     expect(t.shape, `${what} ${w.name}`).toEqual(w.shape);
     expect(t.dtype, `${what} ${w.name}`).toBe(w.dtype);
-    const s = sums(t);
+    const s = tensorSums(t);
     expect(Math.abs(s.sum - w.sum), `${what} ${w.name}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(w.sum)));
     expect(Math.abs(s.absSum - w.absSum), `${what} ${w.name}`).toBeLessThan(1e-4 * Math.max(1, w.absSum));
   }

@@ -4,13 +4,16 @@
 // refusal of a file is a ModelFileError naming it; nothing in a file is ever executed.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { crc32, deflateRawSync, gunzipSync } from 'node:zlib';
+import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../../core/compute/rng';
 import { ZipArchive } from '../../../core/data/zip';
 import { DEFAULT_READ_LIMITS, ModelFileError, type FileTensor, type ReadLimits } from '../../../core/formats/model-format';
 import { type PickleCallable, PickleError, PickleGlobalError, PyDict, PyGlobal, PySet, PyTuple, unpickle, unpickleAt, type UnpickleOptions } from '../../../core/formats/pickle';
 import { pytorchFormat } from '../../../core/formats/pytorch';
+import { tensorSums } from '../../../core/formats/registry';
+import { type ZipInput, buildZip } from '../../support/image-files';
+import { expectModelFileError } from '../../support/model-files';
 import { useTempFolder } from '../../support/temp-folder';
 
 const FIXTURES = join(__dirname, '..', '..', 'fixtures', 'pytorch');
@@ -22,15 +25,6 @@ const expected = JSON.parse(readFileSync(join(FIXTURES, 'expected.json'), 'utf8'
 const fixture = (name: string) => join(FIXTURES, name);
 const tight = (overrides: Partial<ReadLimits>): ReadLimits => ({ ...DEFAULT_READ_LIMITS, ...overrides });
 
-function sums(tensor: FileTensor): { sum: number; absSum: number } {
-  let sum = 0;
-  let absSum = 0;
-  for (const v of tensor.values) {
-    sum += v;
-    absSum += Math.abs(v);
-  }
-  return { sum, absSum };
-}
 
 /** The file's tensors match what torch recorded: names in order, shapes, dtypes, sums, and small tensors value by value. */
 function expectAsTorchWrote(path: string, want: ExpectedTensor[]): FileTensor[] {
@@ -42,7 +36,7 @@ function expectAsTorchWrote(path: string, want: ExpectedTensor[]): FileTensor[] 
     expect(t.shape, w.name).toEqual(w.shape);
     expect(t.dtype, w.name).toBe(w.dtype);
     expect(t.values.length, w.name).toBe(w.shape.reduce((a, b) => a * b, 1));
-    const s = sums(t);
+    const s = tensorSums(t);
     expect(Math.abs(s.sum - w.sum), w.name).toBeLessThan(1e-4 * Math.max(1, Math.abs(w.sum)));
     expect(Math.abs(s.absSum - w.absSum), w.name).toBeLessThan(1e-4 * Math.max(1, w.absSum));
     if (w.values) expect(Array.from(t.values), w.name).toEqual(w.values.map((v) => Math.fround(v)));
@@ -57,19 +51,9 @@ function writeHostile(bytes: Uint8Array, name = 'model.pt'): string {
   return path;
 }
 
-/** Reads `path` expecting a ModelFileError that names the file and matches `pattern`. */
+/** Reads `path` expecting a ModelFileError that names the file and matches `pattern`; its message. */
 function expectRefused(path: string, pattern: RegExp, limits: ReadLimits = DEFAULT_READ_LIMITS): string {
-  let error: unknown;
-  try {
-    pytorchFormat.read(path, limits);
-  } catch (e) {
-    error = e;
-  }
-  expect(error).toBeInstanceOf(ModelFileError);
-  const message = (error as ModelFileError).message;
-  expect(message.startsWith(`${path}: `)).toBe(true);
-  expect(message).toMatch(pattern);
-  return message;
+  return expectModelFileError(() => pytorchFormat.read(path, limits), path, pattern).message;
 }
 
 // ---- Assembling pickles and zips by hand ----
@@ -137,50 +121,8 @@ function stateDictPickle(tensors: FakeTensor[]): Uint8Array {
   return bytesOf(proto(2), ordered, O.MARK, tensors.map((t) => [str(t.name), tensorChunk(t)]), O.SETITEMS, O.STOP);
 }
 
-interface ZipRecord { name: string; data: Uint8Array; deflate?: boolean }
-/** A zip archive (APPNOTE 4.3.7 local headers, 4.3.12 central directory, 4.3.16 end record). */
-function zipOf(records: ZipRecord[]): Buffer {
-  const body: Buffer[] = [];
-  const central: Buffer[] = [];
-  let offset = 0;
-  for (const r of records) {
-    const name = Buffer.from(r.name);
-    const stored = r.deflate ? deflateRawSync(r.data) : Buffer.from(r.data);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4);
-    local.writeUInt16LE(r.deflate ? 8 : 0, 8);
-    local.writeUInt32LE(crc32(r.data), 14);
-    local.writeUInt32LE(stored.length, 18);
-    local.writeUInt32LE(r.data.length, 22);
-    local.writeUInt16LE(name.length, 26);
-    const entry = Buffer.alloc(46);
-    entry.writeUInt32LE(0x02014b50, 0);
-    entry.writeUInt16LE(20, 4);
-    entry.writeUInt16LE(20, 6);
-    entry.writeUInt16LE(r.deflate ? 8 : 0, 10);
-    entry.writeUInt32LE(crc32(r.data), 16);
-    entry.writeUInt32LE(stored.length, 20);
-    entry.writeUInt32LE(r.data.length, 24);
-    entry.writeUInt16LE(name.length, 28);
-    entry.writeUInt32LE(offset, 42);
-    body.push(local, name, stored);
-    central.push(entry, name);
-    offset += 30 + name.length + stored.length;
-  }
-  const directory = Buffer.concat(central);
-  const end = Buffer.alloc(22);
-  end.writeUInt32LE(0x06054b50, 0);
-  end.writeUInt16LE(records.length, 8);
-  end.writeUInt16LE(records.length, 10);
-  end.writeUInt32LE(directory.length, 12);
-  end.writeUInt32LE(offset, 16);
-  return Buffer.concat([...body, directory, end]);
-}
-
-/** A torch.save-style zip: `<prefix>/data.pkl`, `<prefix>/data/<key>` for each storage, then the extra records. */
-function torchZip(dataPkl: Uint8Array, storages: Record<string, Uint8Array> = {}, extra: ZipRecord[] = [], prefix = 'archive'): Buffer {
-  return zipOf([
+function torchZip(dataPkl: Uint8Array, storages: Record<string, Uint8Array> = {}, extra: ZipInput[] = [], prefix = 'archive'): Buffer {
+  return buildZip([
     { name: `${prefix}/data.pkl`, data: dataPkl },
     ...extra.map((r) => ({ ...r, name: `${prefix}/${r.name}` })),
     ...Object.entries(storages).map(([key, data]) => ({ name: `${prefix}/data/${key}`, data })),
@@ -284,7 +226,7 @@ describe('PyTorch checkpoints written by torch.save (torch 1.13)', () => {
     const longPrefix = torchZip(stateDictPickle([]), {}, [], 'a-very-long-archive-folder-name-from-the-file-stem');
     expect(pytorchFormat.detect(longPrefix.subarray(0, 64), 'model.pth')).toBe(true);
     expect(pytorchFormat.detect(longPrefix.subarray(0, 64), 'model.zip')).toBe(false);
-    expect(pytorchFormat.detect(zipOf([{ name: 'notes.txt', data: utf8('hi') }]).subarray(0, 64), 'notes.zip')).toBe(false);
+    expect(pytorchFormat.detect(buildZip([{ name: 'notes.txt', data: utf8('hi') }]).subarray(0, 64), 'notes.zip')).toBe(false);
     expect(pytorchFormat.detect(utf8('{"format": "not torch"}'), 'model.pt')).toBe(false);
     expect(pytorchFormat.detect(new Uint8Array(0), 'model.pt')).toBe(false);
   });
@@ -395,8 +337,8 @@ describe('hostile PyTorch files are refused, naming the file, and nothing in the
 
   it('refuses what is not a torch.save state dict', () => {
     expectRefused(writeHostile(torchZip(bytesOf(proto(2), O.EMPTY_LIST, O.STOP))), /holds a list, not a state dict/);
-    expectRefused(writeHostile(zipOf([{ name: 'weight.npy', data: utf8('x') }])), /NumPy \.npz, not a torch\.save checkpoint/);
-    expectRefused(writeHostile(zipOf([{ name: 'a/data.pkl', data: stateDictPickle([]) }, { name: 'b/data.pkl', data: stateDictPickle([]) }])), /2 data\.pkl files/);
+    expectRefused(writeHostile(buildZip([{ name: 'weight.npy', data: utf8('x') }])), /NumPy \.npz, not a torch\.save checkpoint/);
+    expectRefused(writeHostile(buildZip([{ name: 'a/data.pkl', data: stateDictPickle([]) }, { name: 'b/data.pkl', data: stateDictPickle([]) }])), /2 data\.pkl files/);
     expectRefused(writeHostile(torchZip(stateDictPickle([]), {}, [{ name: 'constants.pkl', data: stateDictPickle([]) }])), /TorchScript module/);
     expectRefused(writeHostile(torchZip(stateDictPickle([]), {}, [{ name: 'byteorder', data: utf8('middle') }])), /byteorder record says "middle"/);
     expectRefused(writeHostile(bytesOf(proto(2), O.EMPTY_DICT, O.STOP)), /bare pickle without torch\.save's magic number/);
