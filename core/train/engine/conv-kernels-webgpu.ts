@@ -120,6 +120,18 @@ var<workgroup> Bs: array<f32, ${K_TILE * tn}>;`;
   const aPerThread = (tm * K_TILE) / THREADS;
   const bPerThread = (tn * K_TILE) / THREADS;
   const aStep = THREADS / tm;
+  // B's K-step tile from a row-major [reduction, COUT] operand (the forward's kernel, the filter
+  // gradient's dy), read along COUT so neighbouring threads load neighbouring floats.
+  const rowMajorTile = (operand: string, end: string) => `for (var q = 0u; q < ${bPerThread}u; q++) {
+      let idx = t + q * ${THREADS}u;
+      let nn = idx % TN;
+      let kk = idx / TN;
+      let gn = n0 + nn;
+      let gk = k0 + kk;
+      var v = 0.0;
+      if (gn < COUT && gk < ${end}) { v = ${operand}[gk * COUT + gn]; }
+      Bs[kk * TN + nn] = v;
+    }`;
 
   if (product === 'forward') {
     const M = g.batch * g.outHeight * g.outWidth;
@@ -167,16 +179,7 @@ ${prologue}
       if (rowOk && gk < kEnd && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) { v = x[xImg + (u32(iy) * W + u32(ix)) * CIN + gk % CIN]; }`}
       As[kk * TM + ar] = v;
     }
-    for (var q = 0u; q < ${bPerThread}u; q++) {
-      let idx = t + q * ${THREADS}u;
-      let nn = idx % TN;
-      let kk = idx / TN;
-      let gn = n0 + nn;
-      let gk = k0 + kk;
-      var v = 0.0;
-      if (gn < COUT && gk < kEnd) { v = w[gk * COUT + gn]; }
-      Bs[kk * TN + nn] = v;
-    }
+    ${rowMajorTile('w', 'kEnd')}
     ${compute}
   }
 ${epilogue}`;
@@ -291,16 +294,7 @@ ${prologue}
       if (rowOk && pOk[kk] != 0u && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) { v = x[pBase[kk] + (u32(iy) * W + u32(ix)) * CIN + ci]; }
       As[kk * TM + ar] = v;
     }
-    for (var q = 0u; q < ${bPerThread}u; q++) {
-      let idx = t + q * ${THREADS}u;
-      let nn = idx % TN;
-      let kk = idx / TN;
-      let gn = n0 + nn;
-      let p = k0 + kk;
-      var v = 0.0;
-      if (gn < COUT && p < pEnd) { v = dy[p * COUT + gn]; }
-      Bs[kk * TN + nn] = v;
-    }
+    ${rowMajorTile('dy', 'pEnd')}
     ${compute}
   }
 ${epilogue}`;
