@@ -154,12 +154,7 @@ export class LabService implements LabApi {
       onWarning: options.onWarning,
     });
     const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
-    if (imported) {
-      const { inputShape, numClasses } = imported.spec;
-      if (inputShape.join('x') !== dataset.imageShape.join('x') || numClasses !== dataset.numClasses) {
-        throw new InvalidRequestError(`Model ${imported.record.id} takes ${inputShape.join('×')} inputs and ${numClasses} classes; ${datasetName} has ${dataset.imageShape.join('×')} images and ${dataset.numClasses} classes.`);
-      }
-    }
+    if (imported) expectDatasetFits(imported, datasetName, dataset);
     const schedule = resolveSchedule(params, arch, dataset.train.count);
     const backend = await selectBackend(params.backend, { trainsConv: hasConv(arch) });
     for (const warning of backend.warnings) options.onWarning?.(warning);
@@ -538,10 +533,7 @@ export class LabService implements LabApi {
     const imported = this.importedModel(params.ticket);
     const arch = architecture(imported.record.architecture);
     const dataset = loadDataset(params.dataset, { dataDir: params.dataDir, validationSize: 0 });
-    const { inputShape, numClasses } = imported.spec;
-    if (inputShape.join('x') !== dataset.imageShape.join('x') || numClasses !== dataset.numClasses) {
-      throw new InvalidRequestError(`Model ${imported.record.id} takes ${inputShape.join('×')} inputs and ${numClasses} classes; ${params.dataset} has ${dataset.imageShape.join('×')} images and ${dataset.numClasses} classes.`);
-    }
+    expectDatasetFits(imported, params.dataset, dataset);
     const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
     await selectBackend('auto', { trainsConv: hasConv(arch) });
     const result = await essentialSparsity({
@@ -689,7 +681,8 @@ export class LabService implements LabApi {
   async importModel(request: z.input<typeof ImportModelRequest>): Promise<ImportModelReport> {
     const params = parseRequest(ImportModelRequest, request);
     const { contents, match } = runnableModelFile(params.path);
-    // The bytes read are the bytes hashed: a file changed in between is a different model.
+    // Read a second time for the digest (the readers take a path): a file that changed in between
+    // would be stored under the new bytes' id with the old bytes' tensors.
     const sourceDigest = createHash('sha256').update(readFileSync(params.path)).digest('hex');
     const id = `md_${sourceDigest.slice(0, 12)}`;
     const name = params.name ?? basename(params.path);
@@ -748,6 +741,14 @@ function runnableModelFile(path: string): { contents: ModelFileContents; match: 
     throw new InvalidRequestError(`${path}: its tensors fit no network Ticket Lab runs (${MODEL_IDS.join(', ')}, by names or order and shapes); \`ticket-lab inspect\` lists what it holds.`);
   }
   return { contents, match, layout };
+}
+
+/** Refuses a dataset whose images or classes are not the imported model's. */
+function expectDatasetFits(imported: { record: { id: string }; spec: { inputShape: number[]; numClasses: number } }, datasetName: string, dataset: LoadedDataset): void {
+  const { inputShape, numClasses } = imported.spec;
+  if (inputShape.join('x') !== dataset.imageShape.join('x') || numClasses !== dataset.numClasses) {
+    throw new InvalidRequestError(`Model ${imported.record.id} takes ${inputShape.join('×')} inputs and ${numClasses} classes; ${datasetName} has ${dataset.imageShape.join('×')} images and ${dataset.numClasses} classes.`);
+  }
 }
 
 function matchedArchitecture(match: ZooMatch): MatchedArchitecture {
