@@ -13,6 +13,8 @@ import {
   type ExportMaskReport,
   ImportModelRequest,
   type ImportModelReport,
+  ImportRunsRequest,
+  type ImportRunsReport,
   ListRunsRequest,
   ListTicketsRequest,
   SearchImpRequest,
@@ -77,6 +79,8 @@ export interface LabApi {
   exportMask(request: ExportMaskRequest): Promise<ExportMaskReport>;
   /** A model file into the store, matched to its zoo network and converted to TF.js layouts; the same bytes give the same model. */
   importModel(request: ImportModelRequest): Promise<ImportModelReport>;
+  /** An open_lth experiment folder as runs: per replicate, one IMP run whose levels are a lineage of tickets. */
+  importRuns(request: ImportRunsRequest): Promise<ImportRunsReport>;
 }
 
 /** Every method with the validator of its request: the list transports are built from. */
@@ -99,6 +103,7 @@ export const LAB_API_METHODS = {
   predict: PredictRequest,
   exportMask: ExportMaskRequest,
   importModel: ImportModelRequest,
+  importRuns: ImportRunsRequest,
 } satisfies { [K in keyof LabApi]: z.ZodType };
 
 export type LabApiMethod = keyof typeof LAB_API_METHODS;

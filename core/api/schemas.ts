@@ -331,6 +331,32 @@ export interface ImportModelReport {
   parameters: number;
 }
 
+/** An open_lth experiment folder (its root, or one lottery_<hash> folder) into the store, one run per replicate. */
+export const ImportRunsRequest = z.object({ path: z.string().min(1, 'an open_lth experiment folder is required') }).strict();
+export type ImportRunsRequest = z.input<typeof ImportRunsRequest>;
+
+export interface ImportedRunReport {
+  /** lottery_<hash of open_lth's hyperparameters>. */
+  experiment: string;
+  replicate: number;
+  /** The replicate's folder. */
+  path: string;
+  /** False when this replicate, as read now, was imported before (nothing written). */
+  created: boolean;
+  /** The level-0 trained weights as an imported model (the id `ticket-lab import` gives that .pth). */
+  model: string;
+  architecture: MatchedArchitecture;
+  run: SearchSummary;
+}
+
+export interface ImportRunsReport {
+  /** The folder read, links resolved. */
+  root: string;
+  runs: ImportedRunReport[];
+  /** Files missing or skipped, replicates or levels not imported, each saying why. */
+  warnings: string[];
+}
+
 /** A ticket's masks (and its trained weights) in a file PyTorch loads, under PyTorch's names and layouts. */
 export const ExportMaskRequest = z
   .object({

@@ -1,7 +1,7 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { CriteriaOverlapRequest, EssentialSparsityRequest, ExportMaskRequest, ImportModelRequest, InstabilityRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
-import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, instabilityText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+import type { CriteriaOverlapRequest, EssentialSparsityRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, importRunsText, instabilityText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
 
@@ -60,7 +60,7 @@ const TRAINING_OPTIONS: OptionDef[] = [
 
 /** For measures on a stored ticket: its run's dataset, checked by digest. */
 const TICKET_DATA_DIR_OPTION: OptionDef = { flag: 'data-dir', kind: 'string', help: 'where the ticket\'s dataset is, if it was read from a folder' };
-const MODEL_OPTION: OptionDef = { flag: 'model', kind: 'string', help: 'lenet-300-100 | conv-2 | conv-4 | conv-6 | resnet-20 | resnet-20-openlth' };
+const MODEL_OPTION: OptionDef = { flag: 'model', kind: 'string', help: 'lenet-300-100 | lenet-<widths> (lenet-8-4) | conv-2 | conv-4 | conv-6 | resnet-20 | resnet-20-openlth | md_… (imported)' };
 const DATASET_OPTION: OptionDef = { flag: 'dataset', kind: 'string', help: 'mnist | fashion-mnist | cifar10' };
 
 /** Cancel on Ctrl-C and the progress line, for the long calls. */
@@ -399,6 +399,16 @@ export const COMMANDS: CommandDef[] = [
           ? JSON.stringify(report, null, 2)
           : `${report.id}  ${report.name}: ${a.model} on ${a.inputShape.join('×')} inputs, ${a.numClasses} classes, ${report.parameters.toLocaleString('en-US')} parameters (${report.created ? 'imported' : 'already imported: the same bytes'})`,
       );
+    },
+  },
+  {
+    name: 'import-runs',
+    summary: 'an open_lth experiment folder (its root or one lottery_<hash>): per replicate, one IMP run whose levels become a lineage of tickets',
+    positionals: ['DIR'],
+    options: [],
+    async run(ctx, request, [path]) {
+      const report = await ctx.api.importRuns({ ...request, path: path! } as ImportRunsRequest);
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : importRunsText(report));
     },
   },
   {

@@ -1,5 +1,5 @@
 // Human-readable output of the CLI: aligned tables and small numbers formatted the same way everywhere.
-import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
+import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, ImportRunsReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
 
 export function pct(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(digits)}%`;
@@ -71,6 +71,17 @@ export function searchTable(summary: SearchSummary): string {
     t.id,
   ]);
   return table(header, rows, [0, 1, 2, 3, ...controlKinds.map((_, i) => 4 + i)]);
+}
+
+export function importRunsText(report: ImportRunsReport): string {
+  const blocks = report.runs.map((r) =>
+    [
+      `${r.run.runId}  ${r.experiment}/replicate_${r.replicate}: ${architectureText(r.architecture)}; model ${r.model} (${r.created ? 'imported' : 'already imported: nothing written'})`,
+      searchTable(r.run),
+    ].join('\n'),
+  );
+  const warnings = report.warnings.map((w) => `warning: ${w}`);
+  return [...blocks, ...(warnings.length ? [warnings.join('\n')] : [])].join('\n\n');
 }
 
 export function ticketDetail(d: TicketDetail): string {

@@ -49,6 +49,8 @@ export interface OpenLthRun {
   /** The model_ep*_it*.pth of the largest (epoch, iteration) other than ep0_it0: the trained weights. */
   finalWeights: FileTensor[] | null;
   finalStep: OpenLthStep | null;
+  /** The file `finalWeights` came from. */
+  finalWeightsFile: string | null;
   sparsityReport: { total: number; unpruned: number } | null;
   /** Derived from the final step and the logger's last step; null when they cannot tell. */
   iterationsPerEpoch: number | null;
@@ -333,6 +335,7 @@ class FolderReader {
       initialStep: initialWeights ? initial!.step : null,
       finalWeights,
       finalStep: finalWeights ? final!.step : null,
+      finalWeightsFile: finalWeights ? join(path, final!.name) : null,
       sparsityReport,
       iterationsPerEpoch,
       metrics,

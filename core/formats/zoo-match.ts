@@ -7,6 +7,7 @@
 // PyTorch layouts are converted: Linear [out, in] → [in, out]; Conv2d [out, in, kh, kw] →
 // [kh, kw, in, out]; and the first Linear after a conv stack flattens (c, h, w) where TF.js
 // flattens (h, w, c), so its input rows are permuted.
+import { InvalidRequestError } from '../api/errors';
 import { type Architecture, MODEL_IDS, type ParamKind, type ParamSpec, architecture, paramSpecs } from '../models/architectures';
 import { type WeightSet, sizeOf } from '../models/weights';
 import type { FileTensor, FormatId } from './model-format';
@@ -93,7 +94,44 @@ export function matchZooArchitecture(tensors: readonly FileTensor[], layout: Wei
       }
     }
   }
-  return null;
+  return matchLenetFamily(params, classes, layout);
+}
+
+/**
+ * A fully connected net of other widths (open_lth's mnist_lenet_8_4) as the LeNet of those widths,
+ * matched by order: weight and bias pairs, each layer's inputs the previous one's outputs. The input
+ * is the square grey or colour image of that many pixels (784: 28×28×1), else a 1×1 image of them.
+ */
+function matchLenetFamily(params: readonly FileTensor[], classes: number, layout: WeightLayout): ZooMatch | null {
+  if (params.length < 4 || params.length % 2 !== 0) return null;
+  const widths: number[] = [];
+  let inputs = 0;
+  for (let i = 0; i < params.length; i += 2) {
+    const [weight, bias] = [params[i]!, params[i + 1]!];
+    if (weight.shape.length !== 2 || bias.shape.length !== 1) return null;
+    const [fanIn, fanOut] = layout === 'pytorch' ? [weight.shape[1]!, weight.shape[0]!] : [weight.shape[0]!, weight.shape[1]!];
+    if (i === 0) inputs = fanIn;
+    else if (fanIn !== widths[widths.length - 1]) return null;
+    widths.push(fanOut);
+  }
+  let arch: Architecture;
+  try {
+    arch = architecture(`lenet-${widths.slice(0, -1).join('-')}`);
+  } catch {
+    return null; // widths past the family's bounds
+  }
+  const inputShape = imageOf(inputs);
+  const specs = paramSpecs(arch, inputShape, classes);
+  const match = byOrder(specs, params, layout);
+  return match && { arch, inputShape, numClasses: classes, specs, ...match };
+}
+
+function imageOf(pixels: number): [number, number, number] {
+  for (const c of [1, 3]) {
+    const side = Math.round(Math.sqrt(pixels / c));
+    if (side * side * c === pixels) return [side, side, c];
+  }
+  return [1, 1, pixels];
 }
 
 /** The class count: the last 1-D tensor's length (the output layer's bias). */
@@ -164,6 +202,29 @@ function flattenChannels(specs: readonly ParamSpec[]): Array<number | null> {
     if (lastConvFilters === null || flattened) return null;
     flattened = true;
     return lastConvFilters;
+  });
+}
+
+/**
+ * Another file of a matched network (a later checkpoint, a mask file) in the zoo's names and
+ * layouts, found under the names the match was made from; null for a spec the file does not hold.
+ * A tensor of the wrong shape is an error naming it.
+ */
+export function tensorsOfMatch(
+  match: Pick<ZooMatch, 'specs' | 'sourceNames'>,
+  tensors: readonly FileTensor[],
+  layout: WeightLayout,
+  path: string,
+): Array<{ name: string; shape: number[]; values: Float32Array } | null> {
+  const byName = new Map(effectiveParameters(tensors).map((t) => [t.name, t]));
+  const flattens = flattenChannels(match.specs);
+  return match.specs.map((spec, i) => {
+    const source = match.sourceNames[spec.name] ?? spec.name;
+    const file = byName.get(source);
+    if (!file) return null;
+    const values = convert(spec, file, layout, flattens[i]!);
+    if (!values) throw new InvalidRequestError(`${path}: ${source} has shape [${file.shape.join(', ')}], not the [${(layout === 'tfjs' ? spec.shape : pytorchShape(spec)).join(', ')}] of the network it belongs to.`);
+    return { name: spec.name, shape: [...spec.shape], values };
   });
 }
 

@@ -188,15 +188,27 @@ function cifarResnet(id: string, title: string, blocksPerStage: number, shortcut
   };
 }
 
-const ARCHITECTURES: readonly Architecture[] = [
-  {
-    id: 'lenet-300-100',
-    title: 'LeNet-300-100 (fully connected 300-100-10)',
-    layers: [flatten, dense('fc1', 300), dense('fc2', 100), dense('fc3', 10, 'output')],
+/**
+ * A fully connected LeNet with the given hidden widths (open_lth's `mnist_lenet_<w1>_<w2>…` plan),
+ * layers fc1 … fc<k+1>, trained as LeNet-300-100 is in the LTH paper.
+ */
+function lenet(hidden: readonly number[]): Architecture {
+  const id = `lenet-${hidden.join('-')}`;
+  return {
+    id,
+    title: `LeNet-${hidden.join('-')} (fully connected ${[...hidden, 10].join('-')})`,
+    layers: [flatten, ...hidden.map((units, i) => dense(`fc${i + 1}`, units)), dense(`fc${hidden.length + 1}`, 10, 'output')],
     lthRates: { conv: 0, fc: 0.2, output: 0.1 },
     lthScope: 'layer',
     lthTraining: { optimizer: 'adam', learningRate: 1.2e-3, momentum: 0, weightDecay: 0, batchSize: 60, iterations: 50_000 },
-  },
+  };
+}
+
+/** `lenet-<w1>-<w2>…`: one to eight hidden layers of 1 to 65,536 units each. */
+const LENET_FAMILY = /^lenet((?:-[1-9][0-9]{0,4}){1,8})$/;
+
+const ARCHITECTURES: readonly Architecture[] = [
+  lenet([300, 100]),
   convNet('conv-2', [64], 0.1, 2e-4, 20_000),
   convNet('conv-4', [64, 128], 0.1, 3e-4, 25_000),
   convNet('conv-6', [64, 128, 256], 0.15, 3e-4, 30_000),
@@ -208,10 +220,16 @@ const ARCHITECTURES: readonly Architecture[] = [
 
 export const MODEL_IDS = ARCHITECTURES.map((a) => a.id);
 
+/** A zoo architecture by id; `lenet-<w1>-<w2>…` names any fully connected LeNet (lenet-8-4). */
 export function architecture(id: string): Architecture {
-  const arch = ARCHITECTURES.find((a) => a.id === id);
-  if (!arch) throw new InvalidRequestError(`Unknown model '${id}'. Valid models: ${MODEL_IDS.join(', ')}.`);
+  const arch = ARCHITECTURES.find((a) => a.id === id) ?? lenetOf(id);
+  if (!arch) throw new InvalidRequestError(`Unknown model '${id}'. Valid models: ${MODEL_IDS.join(', ')}, or lenet-<widths> (lenet-8-4).`);
   return arch;
+}
+
+function lenetOf(id: string): Architecture | null {
+  const widths = LENET_FAMILY.exec(id)?.[1]?.slice(1).split('-').map(Number);
+  return widths && widths.every((w) => w <= 65_536) ? lenet(widths) : null;
 }
 
 export function hasConv(arch: Architecture): boolean {

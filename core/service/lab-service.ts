@@ -13,6 +13,7 @@ import {
   DoctorRequest,
   ExportMaskRequest,
   ImportModelRequest,
+  ImportRunsRequest,
   InspectModelFileRequest,
   ListRunsRequest,
   PredictRequest,
@@ -36,6 +37,7 @@ import {
   type DoctorReport,
   type ExportMaskReport,
   type ImportModelReport,
+  type ImportRunsReport,
   type MatchedArchitecture,
   type ModelFileReport,
   type PredictReport,
@@ -52,6 +54,7 @@ import {
 import { criteriaOverlap } from '../compare/criteria-overlap';
 import { DEFAULT_READ_LIMITS } from '../formats/model-format';
 import { detectFormat, readModelFile, tensorSums } from '../formats/registry';
+import { readOpenLthExperiment } from '../formats/open-lth';
 import { modelInput, predictLogits } from '../formats/predict';
 import { type WeightLayout, type ZooMatch, layoutOf, matchZooArchitecture, toPytorchTensors } from '../formats/zoo-match';
 import type { ModelFileContents } from '../formats/model-format';
@@ -75,6 +78,7 @@ import { closeStackWorkers } from '../train/stack-workers';
 import type { TrainResult, TrainSchedule } from '../train/train';
 import { type NewTicket, LabStore, type RunRecord, type TicketRecord } from '../store/lab-store';
 import { SCHEMA_VERSION } from '../store/migrations';
+import { planOpenLthRuns } from './open-lth-runs';
 import { ProgressTracker } from './progress';
 
 export interface LabServiceOptions {
@@ -605,7 +609,9 @@ export class LabService implements LabApi {
     const run = store.getRun(ticket.runId);
     const arch = architecture(ticket.architecture);
     const dataset = loadDataset(ticket.datasetName, { dataDir, validationSize: Number(run.hparams.validationSize ?? 5000) });
-    if (`${dataset.id}@${dataset.digest.slice(0, 16)}` !== run.datasetId) {
+    // A run open_lth trained (import-runs) used its own copy of the data: it is measured on this one.
+    const trainedHere = store.getDataset(run.datasetId).source !== 'open_lth';
+    if (trainedHere && `${dataset.id}@${dataset.digest.slice(0, 16)}` !== run.datasetId) {
       throw new InvalidRequestError(`Ticket ${ticket.id} was trained on ${run.datasetId}; the ${ticket.datasetName} found here is ${dataset.id}@${dataset.digest.slice(0, 16)}. Point --data-dir at the files it used.`);
     }
     const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
@@ -688,18 +694,44 @@ export class LabService implements LabApi {
     const name = params.name ?? basename(params.path);
     const store = this.openStore(true)!;
     const created = store.saveImportedModel(
-      {
-        id, architecture: match.arch.id, sourceDigest,
-        spec: {
-          title: `${name} (${match.arch.id}, imported from ${contents.format})`, name, fileName: basename(params.path), format: contents.format,
-          inputShape: match.inputShape, numClasses: match.numClasses, params: match.specs, sourceNames: match.sourceNames, matchedBy: match.matchedBy,
-        },
-      },
+      { id, architecture: match.arch.id, sourceDigest, spec: importedModelSpec(name, basename(params.path), contents.format, match) },
       match.weights,
     );
     const parameters = match.specs.filter((s) => s.trainable).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
     const storedName = created ? name : String((store.getModel(id).spec as { name?: unknown }).name ?? name);
     return { id, name: storedName, created, format: contents.format, sourceDigest, architecture: matchedArchitecture(match), parameters };
+  }
+
+  async importRuns(request: z.input<typeof ImportRunsRequest>): Promise<ImportRunsReport> {
+    const params = parseRequest(ImportRunsRequest, request);
+    // Everything is read and converted before the first write.
+    const read = readOpenLthExperiment(params.path);
+    const { plans, warnings } = planOpenLthRuns(read);
+    if (plans.length === 0) throw new InvalidRequestError(`${params.path}: no replicate could be imported. ${warnings.join(' ')}`);
+    const store = this.openStore(true)!;
+    const runs = plans.map((plan): ImportRunsReport['runs'][number] => {
+      const { match } = plan.model;
+      const name = `${plan.experiment}/replicate_${plan.replicate}`;
+      const { runId, created } = store.saveImportedRun({
+        model: {
+          id: plan.model.id, architecture: match.arch.id, sourceDigest: plan.model.sourceDigest,
+          spec: importedModelSpec(name, plan.model.fileName, 'pytorch', match), weights: match.weights,
+        },
+        dataset: { id: plan.dataset.id, name: plan.dataset.name, source: 'open_lth', digest: plan.dataset.digest, spec: plan.dataset.spec },
+        run: {
+          method: 'imp', runKey: plan.runKey, seed: plan.seed, hparams: plan.hparams,
+          backend: OPEN_LTH_BACKEND, versions: {},
+          ...(plan.initWeights ? { initWeights: plan.initWeights } : {}),
+          ...(plan.rewindWeights ? { rewindWeights: plan.rewindWeights } : {}),
+        },
+        levels: plan.levels,
+      });
+      return {
+        experiment: plan.experiment, replicate: plan.replicate, path: plan.path, created, model: plan.model.id,
+        architecture: matchedArchitecture(match), run: this.summary(store, runId),
+      };
+    });
+    return { root: read.root, runs, warnings };
   }
 
   async exportMask(request: z.input<typeof ExportMaskRequest>): Promise<ExportMaskReport> {
@@ -708,11 +740,12 @@ export class LabService implements LabApi {
     if (!store) throw new NotFoundError('ticket', params.ticket);
     const ticket = store.getTicket(store.resolveTicketId(params.ticket));
     const run = store.getRun(ticket.runId);
-    // The parameter specs the run trained, as stored with its model.
-    const specs = (store.getModel(run.modelId).spec as { params: ParamSpec[] }).params;
+    // The parameter specs the run trained, as stored with its model, and an imported model's own tensor names.
+    const { params: specs, sourceNames } = store.getModel(run.modelId).spec as { params: ParamSpec[]; sourceNames?: Record<string, string> };
+    const names = sourceNames ? { sourceNames } : {};
     const masks = store.getMasks(ticket.id).map((m) => ({ name: m.name, values: Float32Array.from(m.bits) }));
-    const tensors = toPytorchTensors(specs, masks, { maskSuffix: true });
-    if (params.weights && ticket.finalWeights) tensors.push(...toPytorchTensors(specs, store.getWeights(ticket.finalWeights)));
+    const tensors = toPytorchTensors(specs, masks, { ...names, maskSuffix: true });
+    if (params.weights && ticket.finalWeights) tensors.push(...toPytorchTensors(specs, store.getWeights(ticket.finalWeights), names));
     // What a script needs to evaluate the ticket as Ticket Lab did: the input shape and the pixel normalisation.
     const data = store.getDataset(run.datasetId).spec as { imageShape?: number[]; normalization?: { mean: number; std: number } };
     const metadata = {
@@ -750,6 +783,19 @@ function expectDatasetFits(imported: { record: { id: string }; spec: { inputShap
     throw new InvalidRequestError(`Model ${imported.record.id} takes ${inputShape.join('×')} inputs and ${numClasses} classes; ${datasetName} has ${dataset.imageShape.join('×')} images and ${dataset.numClasses} classes.`);
   }
 }
+
+/** What an imported model's record keeps: enough to rebuild its network and write masks back under the file's names. */
+function importedModelSpec(name: string, fileName: string, format: string, match: ZooMatch): Record<string, unknown> {
+  return {
+    title: `${name} (${match.arch.id}, imported from ${format})`, name, fileName, format,
+    inputShape: match.inputShape, numClasses: match.numClasses, params: match.specs, sourceNames: match.sourceNames, matchedBy: match.matchedBy,
+  };
+}
+
+/** The backend record of runs trained elsewhere, by open_lth in PyTorch. */
+const OPEN_LTH_BACKEND: Record<string, unknown> = {
+  requested: 'none', provider: 'open_lth', tfBackend: 'open_lth (PyTorch)', versions: {}, features: {}, notes: ['trained by open_lth, imported with ticket-lab import-runs'], warnings: [],
+};
 
 function matchedArchitecture(match: ZooMatch): MatchedArchitecture {
   return { model: match.arch.id, inputShape: match.inputShape, numClasses: match.numClasses, matchedBy: match.matchedBy };

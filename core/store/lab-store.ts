@@ -376,6 +376,35 @@ export class LabStore {
     return ids;
   }
 
+  /**
+   * Stores a run made elsewhere (an open_lth experiment) whole, in one transaction: its model and
+   * dataset when new, the run, finished, and its levels as a lineage, each ticket the parent of the
+   * next. An import that fails or is killed halfway stores nothing. A run of the same key is not
+   * stored twice: its id comes back with `created` false.
+   */
+  saveImportedRun(run: {
+    model: Omit<ModelRecord, 'source' | 'spec'> & { spec: Record<string, unknown>; weights: WeightSet };
+    dataset: DatasetRecord;
+    run: Omit<Parameters<LabStore['createRun']>[0], 'modelId' | 'datasetId'> & { rewindWeights?: WeightSet };
+    levels: ReadonlyArray<Omit<NewTicket, 'parentId'>>;
+  }): { runId: string; created: boolean } {
+    return this.write(() => {
+      const existing = this.db.prepare('SELECT id FROM runs WHERE run_key = ? ORDER BY created_at LIMIT 1').get(run.run.runKey) as { id: string } | undefined;
+      if (existing) return { runId: existing.id, created: false };
+      const { weights, ...model } = run.model;
+      this.saveImportedModel(model, weights);
+      this.ensureDataset(run.dataset);
+      const { rewindWeights, ...fields } = run.run;
+      const runId = this.createRun({ ...fields, modelId: model.id, datasetId: run.dataset.id });
+      let parentId: string | null = null;
+      for (const [i, level] of run.levels.entries()) {
+        [parentId] = this.saveLevel(runId, [{ ...level, parentId }], i === 0 && rewindWeights ? { rewindWeights } : {}) as [string];
+      }
+      this.finishRun(runId, 'completed');
+      return { runId, created: true };
+    });
+  }
+
   /** A full id, or a unique prefix of one (like git). */
   resolveTicketId(idOrPrefix: string): string {
     return this.resolveId('tickets', 'ticket', idOrPrefix);

@@ -5,11 +5,11 @@
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, copyFileSync, cpSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_READ_LIMITS, type FileTensor, ModelFileError } from '../../../core/formats/model-format';
 import { type OpenLthExperiment, readOpenLthExperiment } from '../../../core/formats/open-lth';
 import { tensorSums } from '../../../core/formats/registry';
+import { untar } from '../../support/tar';
 import { useTempFolder } from '../../support/temp-folder';
 
 const FIXTURES = join(__dirname, '..', '..', 'fixtures', 'open-lth');
@@ -37,31 +37,6 @@ const expected = JSON.parse(readFileSync(join(FIXTURES, 'expected.json'), 'utf8'
   finalStep: { epoch: number; iteration: number };
   levels: ExpectedLevel[];
 };
-
-/** Extracts a ustar archive (regular files and folders only: what the fixture script writes). */
-function untar(gz: Buffer, into: string): void {
-  const tar = gunzipSync(gz);
-  const text = (at: number, length: number) => {
-    const field = tar.subarray(at, at + length);
-    const end = field.indexOf(0);
-    return field.subarray(0, end < 0 ? length : end).toString('utf8');
-  };
-  for (let at = 0; at + 512 <= tar.length; ) {
-    if (tar.subarray(at, at + 512).every((b) => b === 0)) break;
-    const prefix = text(at + 345, 155);
-    const name = (prefix ? `${prefix}/` : '') + text(at, 100);
-    const size = parseInt(text(at + 124, 12).trim() || '0', 8);
-    const type = String.fromCharCode(tar[at + 156]!);
-    if (name.split('/').includes('..') || name.startsWith('/')) throw new Error(`unsafe tar member ${name}`);
-    const path = join(into, name);
-    if (type === '5') mkdirSync(path, { recursive: true });
-    else if (type === '0' || type === '\0') {
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, tar.subarray(at + 512, at + 512 + size));
-    } else throw new Error(`unexpected tar member type ${JSON.stringify(type)} for ${name}`);
-    at += 512 + Math.ceil(size / 512) * 512;
-  }
-}
 
 const PRISTINE = join(temp(), 'pristine');
 untar(readFileSync(join(FIXTURES, 'open_lth_root.tar.gz')), PRISTINE);
