@@ -25,6 +25,8 @@ import {
   type CriteriaOverlapReport,
   EssentialSparsityRequest,
   type EssentialSparsityReport,
+  EvaluateRequest,
+  type EvaluateReport,
   InstabilityRequest,
   type InstabilityReport,
   ShowRunRequest,
@@ -62,6 +64,8 @@ export interface LabApi {
   essentialSparsity(request: EssentialSparsityRequest, options?: CallOptions): Promise<EssentialSparsityReport>;
   /** Linear mode connectivity: two copies from the ticket's start, the error barrier on the line between them. */
   instability(request: InstabilityRequest, options?: CallOptions): Promise<InstabilityReport>;
+  /** A ticket (its trained weights under its mask) or an imported model measured on a dataset's validation and test splits. */
+  evaluate(request: EvaluateRequest): Promise<EvaluateReport>;
   listTickets(request: ListTicketsRequest): Promise<TicketSummary[]>;
   showTicket(request: ShowTicketRequest): Promise<TicketDetail>;
   compareTickets(request: CompareTicketsRequest): Promise<CompareResult>;
@@ -92,6 +96,7 @@ export const LAB_API_METHODS = {
   criteriaOverlap: CriteriaOverlapRequest,
   essentialSparsity: EssentialSparsityRequest,
   instability: InstabilityRequest,
+  evaluate: EvaluateRequest,
   listTickets: ListTicketsRequest,
   showTicket: ShowTicketRequest,
   compareTickets: CompareTicketsRequest,

@@ -221,6 +221,33 @@ export interface EssentialSparsityReport {
   examples: number;
 }
 
+/** A ticket's trained weights under its mask, or an imported model's weights, measured on a dataset; nothing stored. */
+export const EvaluateRequest = z
+  .object({
+    /** A stored ticket, or an imported model (md_...). */
+    target: Id,
+    /** For an imported model: the dataset (a ticket's run fixes its own). */
+    dataset: Name.optional(),
+    /** For an imported model: training images held out as the validation split (a ticket keeps its run's). */
+    validationSize: z.number().int().min(0).max(1_000_000).default(5000),
+    dataDir: z.string().min(1).optional(),
+    backend: BackendChoice.default('auto'),
+  })
+  .strict();
+export type EvaluateRequest = z.input<typeof EvaluateRequest>;
+
+export interface EvaluateReport {
+  ticket: TicketSummary | null;
+  model: string | null;
+  dataset: string;
+  sparsity: number;
+  validation: { loss: number; accuracy: number; examples: number };
+  test: { loss: number; accuracy: number; examples: number };
+  /** The test accuracy stored with the ticket when it was made (by open_lth, for imported runs); null for a model. */
+  recordedTestAccuracy: number | null;
+  backend: BackendReport;
+}
+
 export const InstabilityRequest = z
   .object({
     ticket: Id,
@@ -442,8 +469,8 @@ export interface MatchedArchitecture {
   /** [h, w, c] the tensors imply. */
   inputShape: number[];
   numClasses: number;
-  /** By the file's tensor names, or by their order when the names are not the zoo's. */
-  matchedBy: 'names' | 'order';
+  /** By the file's tensor names, or by their order when the names are not the zoo's; 'graph': built from an ONNX file's graph. */
+  matchedBy: 'names' | 'order' | 'graph';
 }
 
 export interface ModelFileReport {

@@ -1,7 +1,7 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { CriteriaOverlapRequest, EssentialSparsityRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
-import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, importRunsText, instabilityText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
 
@@ -311,6 +311,21 @@ export const COMMANDS: CommandDef[] = [
     measure: (api, request, options) => api.essentialSparsity(request as EssentialSparsityRequest, options),
     text: essentialSparsityText,
   }),
+  {
+    name: 'evaluate',
+    summary: "a ticket's trained weights under its mask, or an imported model (md_..., with --dataset), on the validation and test splits; nothing stored",
+    positionals: ['TICKET|MODEL'],
+    usesBackend: true,
+    options: [
+      { flag: 'dataset', kind: 'string', help: 'for an imported model: the dataset to measure it on' },
+      { flag: 'validation-size', kind: 'int', help: 'for an imported model: training images held out for validation (default 5000)' },
+      TICKET_DATA_DIR_OPTION,
+    ],
+    async run(ctx, request, [target]) {
+      const report = await ctx.api.evaluate({ ...request, target: target! } as EvaluateRequest);
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : evaluateText(report));
+    },
+  },
   ticketMeasureCommand({
     name: 'instability',
     summary: 'linear mode connectivity: train two copies from the ticket\'s start, the error barrier between them',

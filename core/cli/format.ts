@@ -1,5 +1,5 @@
 // Human-readable output of the CLI: aligned tables and small numbers formatted the same way everywhere.
-import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, ImportRunsReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
+import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, EvaluateReport, ImportRunsReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
 
 export function pct(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(digits)}%`;
@@ -161,7 +161,7 @@ export function dbInfoText(info: DbInfo): string {
 
 function architectureText(a: MatchedArchitecture | null): string {
   if (!a) return 'fits no zoo network (by names or order and shapes): it can be inspected, not run';
-  return `fits ${a.model} on ${a.inputShape.join('×')} inputs, ${a.numClasses} classes (matched by ${a.matchedBy === 'names' ? 'tensor names' : 'tensor order'})`;
+  return `fits ${a.model} on ${a.inputShape.join('×')} inputs, ${a.numClasses} classes (${a.matchedBy === 'graph' ? 'built from its ONNX graph' : `matched by ${a.matchedBy === 'names' ? 'tensor names' : 'tensor order'}`})`;
 }
 
 export function modelFileText(report: ModelFileReport): string {
@@ -200,6 +200,14 @@ export function doctorText(report: DoctorReport): string {
   for (const note of chosen.notes) lines.push(`  passed over: ${note}`);
   for (const warning of chosen.warnings) lines.push(`  warning: ${warning}`);
   lines.push(`  versions: ${Object.entries(report.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  return lines.join('\n');
+}
+
+export function evaluateText(r: EvaluateReport): string {
+  const what = r.ticket ? `${r.ticket.id}  ${r.ticket.method} level ${r.ticket.level}, ${remaining(r.sparsity)} remaining` : `model ${r.model}, dense`;
+  const row = (split: string, m: EvaluateReport['test']) => [split, pct(m.accuracy), m.loss.toFixed(4), m.examples.toLocaleString('en-US')];
+  const lines = [`${what}; on ${r.dataset} (${r.backend.tfBackend})`, '', table(['split', 'accuracy', 'loss', 'examples'], [row('validation', r.validation), row('test', r.test)], [1, 2, 3])];
+  if (r.recordedTestAccuracy !== null) lines.push('', `recorded with the ticket: test ${pct(r.recordedTestAccuracy)}`);
   return lines.join('\n');
 }
 

@@ -21,7 +21,9 @@ import {
   CriteriaOverlapRequest,
   type CriteriaOverlapReport,
   EssentialSparsityRequest,
+  EvaluateRequest,
   type EssentialSparsityReport,
+  type EvaluateReport,
   InstabilityRequest,
   type InstabilityReport,
   PRUNE_AT_INIT_OPTIONS,
@@ -70,12 +72,12 @@ import { type LoadedDataset, loadDataset } from '../data/datasets';
 import { type Architecture, MODEL_IDS, type ParamSpec, architecture, hasConv, paramSpecs } from '../models/architectures';
 import { type WeightSet, initWeights } from '../models/weights';
 import { type ImpOutcome, type ImpPlan, denseMasks, runImp } from '../pruning/imp';
-import { summarizeMasks } from '../pruning/mask';
+import { type MaskSet, summarizeMasks } from '../pruning/mask';
 import { type GradualOptions, gradualSchedule, parseGradualOptions, runGradual } from '../pruning/gradual';
 import { type OneShotOutcome, type OneShotPlan, runOneShot } from '../pruning/oneshot';
 import { pruningStrategy } from '../pruning/registry';
 import { closeStackWorkers } from '../train/stack-workers';
-import type { TrainResult, TrainSchedule } from '../train/train';
+import { type TrainResult, type TrainSchedule, evaluateWeights } from '../train/train';
 import { type NewTicket, LabStore, type RunRecord, type TicketRecord } from '../store/lab-store';
 import { SCHEMA_VERSION } from '../store/migrations';
 import { planOpenLthRuns } from './open-lth-runs';
@@ -342,8 +344,9 @@ export class LabService implements LabApi {
     const tracker = new ProgressTracker(runId, Math.max(total, 1), 1, options.onProgress);
     let parentId: string | null = from?.ticket.id ?? null;
 
-    return this.runSearch(store, [runId], () =>
-      runOneShot({
+    return this.runSearch(store, [runId], async () => {
+      if (prepared.imported) parentId = await saveImportedLevel(store, runId, prepared, prepared.imported);
+      await runOneShot({
         arch: prepared.arch,
         specs: prepared.specs,
         dataset: prepared.dataset,
@@ -359,8 +362,8 @@ export class LabService implements LabApi {
           parentId = id!;
           tracker.finishPiece();
         },
-      }),
-    );
+      });
+    });
   }
 
   async searchAtInit(request: SearchAtInitRequest, options: CallOptions = {}): Promise<SearchSummary> {
@@ -392,8 +395,9 @@ export class LabService implements LabApi {
     const runId = this.registerRun(store, params.method, prepared, hparams, defaults, params.seed, initial);
     const tracker = new ProgressTracker(runId, Math.max(plan.retrain ? plan.schedule.iterations : 0, 1), 1, options.onProgress);
 
-    return this.runSearch(store, [runId], () =>
-      runOneShot({
+    return this.runSearch(store, [runId], async () => {
+      const parentId = prepared.imported ? await saveImportedLevel(store, runId, prepared, prepared.imported) : null;
+      await runOneShot({
         arch: prepared.arch,
         specs: prepared.specs,
         dataset: prepared.dataset,
@@ -402,11 +406,11 @@ export class LabService implements LabApi {
         signal: options.signal,
         onProgress: (p) => (p.phase === 'prune' ? options.onProgress?.(measureProgress(runId, 1, 'prune', p.iteration, p.endIteration, p)) : tracker.update(1, p.phase, p)),
         onOutcome: (outcome) => {
-          store.saveLevel(runId, [{ ...oneShotTicket(outcome, null), method: params.method }]);
+          store.saveLevel(runId, [{ ...oneShotTicket(outcome, parentId), method: params.method }]);
           tracker.finishPiece();
         },
-      }),
-    );
+      });
+    });
   }
 
   async searchGradual(request: SearchGradualRequest, options: CallOptions = {}): Promise<SearchSummary> {
@@ -545,6 +549,40 @@ export class LabService implements LabApi {
       onProgress: (p) => options.onProgress?.(measureProgress('', 0, 'essential sparsity', p.done, p.total)),
     });
     return { ticket: null, model: imported.record.id, ...result };
+  }
+
+  async evaluate(request: z.input<typeof EvaluateRequest>): Promise<EvaluateReport> {
+    const params = parseRequest(EvaluateRequest, request);
+    let measuring: { arch: Architecture; specs: ParamSpec[]; dataset: LoadedDataset; weights: WeightSet; masks: MaskSet };
+    let ticket: TicketRecord | null = null;
+    let model: string | null = null;
+    if (isImportedModel(params.target)) {
+      if (!params.dataset) throw new InvalidRequestError('dataset: an imported model is measured on a dataset; give --dataset.');
+      const imported = this.importedModel(params.target);
+      const arch = architecture(imported.record.architecture);
+      const dataset = loadDataset(params.dataset, { dataDir: params.dataDir, validationSize: params.validationSize });
+      expectDatasetFits(imported, params.dataset, dataset);
+      const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
+      measuring = { arch, specs, dataset, weights: imported.weights, masks: denseMasks(specs) };
+      model = imported.record.id;
+    } else {
+      const context = this.ticketContext(params.target, params.dataDir);
+      if (params.dataset && params.dataset !== context.ticket.datasetName) {
+        throw new InvalidRequestError(`dataset: ticket ${context.ticket.id} is a ${context.ticket.datasetName} ticket; leave --dataset out.`);
+      }
+      if (!context.ticket.finalWeights) throw new InvalidRequestError(`Ticket ${context.ticket.id} has no stored trained weights.`);
+      ticket = context.ticket;
+      const { arch, specs, dataset } = context;
+      measuring = { arch, specs, dataset, weights: context.store.getWeights(ticket.finalWeights!), masks: context.store.getMasks(ticket.id) };
+    }
+    const backend = await selectBackend(params.backend, { trainsConv: hasConv(measuring.arch) });
+    const { validation, test } = await evaluateWeights(measuring.arch, measuring.specs, measuring.dataset, measuring.weights, measuring.masks);
+    const { dataset } = measuring;
+    return {
+      ticket: ticket && toSummary(ticket), model, dataset: dataset.id, sparsity: summarizeMasks(measuring.masks).sparsity,
+      validation: { ...validation, examples: dataset.validation.count }, test: { ...test, examples: dataset.test.count },
+      recordedTestAccuracy: ticket?.testAccuracy ?? null, backend,
+    };
   }
 
   /** Linear mode connectivity from the ticket's starting point: two copies, the error barrier between them (ALGORITHMS.md §10). */
@@ -774,6 +812,27 @@ function runnableModelFile(path: string): { contents: ModelFileContents; match: 
     throw new InvalidRequestError(`${path}: its tensors fit no network Ticket Lab runs (${MODEL_IDS.join(', ')}, by names or order and shapes); \`ticket-lab inspect\` lists what it holds.`);
   }
   return { contents, match, layout };
+}
+
+/**
+ * Level 0 of a search from an imported model: the network as imported, measured on the run's
+ * validation and test splits, so its accuracy-vs-sparsity curve starts at the dense point and its
+ * tickets descend from it. Returns the ticket's id.
+ */
+async function saveImportedLevel(store: LabStore, runId: string, prepared: Prepared, imported: NonNullable<Prepared['imported']>): Promise<string> {
+  const masks = denseMasks(prepared.specs);
+  const measured = await evaluateWeights(prepared.arch, prepared.specs, prepared.dataset, imported.weights, masks);
+  const [id] = store.saveLevel(runId, [
+    {
+      parentId: null, level: 0, method: 'imported', role: 'ticket', testAccuracy: measured.test.accuracy, earlyStopIteration: null,
+      metrics: {
+        reported: 'final', model: imported.id,
+        final: { iteration: 0, valLoss: measured.validation.loss, valAccuracy: measured.validation.accuracy, testLoss: measured.test.loss, testAccuracy: measured.test.accuracy },
+      },
+      curve: [], masks, startWeights: null, finalWeights: imported.weights,
+    },
+  ]);
+  return id!;
 }
 
 /** Refuses a dataset whose images or classes are not the imported model's. */

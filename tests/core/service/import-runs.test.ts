@@ -5,6 +5,7 @@
 import { cpSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { fillBatch, loadDataset } from '../../../core/data/datasets';
 import { DEFAULT_READ_LIMITS, ModelFileError } from '../../../core/formats/model-format';
 import { pytorchFormat } from '../../../core/formats/pytorch';
 import { LabService } from '../../../core/service/lab-service';
@@ -93,6 +94,49 @@ describe('import-runs (open_lth experiments)', () => {
       const summary = await service.searchOneShot({ model: runs[0]!.model, dataset: 'mnist', sparsity: 0.5, retrain: false, validationSize: 500, backend: 'wasm' });
       expect(summary.tickets.at(-1)!.sparsity).toBeCloseTo(0.5, 2);
       expect(summary.tickets.at(-1)!.model).toBe('lenet-8-4');
+    } finally {
+      service.close();
+    }
+  });
+
+  it('evaluates an imported ticket on this machine’s MNIST as a plain forward pass of open_lth’s own files does', async () => {
+    const { root, main } = fixtureRoot();
+    const service = new LabService({ dbPath: join(temp(), `lab${copies}.db`) });
+    try {
+      const { runs } = await service.importRuns({ path: root });
+      const ticket = runs[0]!.run.tickets[2]!;
+      const report = await service.evaluate({ target: ticket.id, backend: 'wasm' });
+      expect(report).toMatchObject({ dataset: 'mnist', recordedTestAccuracy: expected.levels[2]!.finalTestAccuracy });
+      expect(report.sparsity).toBeCloseTo(expected.levels[2]!.sparsity, 12);
+
+      // The same network computed here from the .pth files: relu(W·x + b) with W masked, PyTorch's [out, in] layout.
+      const weights = read(finalFile(main(2)));
+      const mask = read(join(main(2), 'mask.pth'));
+      const layers = ['fc_layers.0', 'fc_layers.1', 'fc'].map((name) => {
+        const w = weights.get(`${name}.weight`)!;
+        const m = mask.get(`${name}.weight`);
+        return { w: m ? w.map((v, i) => v * m[i]!) : w, b: weights.get(`${name}.bias`)!, relu: name !== 'fc' };
+      });
+      const dataset = loadDataset('mnist', { validationSize: 5000 });
+      const x = new Float32Array(dataset.test.count * 784);
+      const y = new Int32Array(dataset.test.count);
+      fillBatch(dataset.test, Array.from({ length: dataset.test.count }, (_, i) => i), dataset.normalization, x, y);
+      let correct = 0;
+      for (let n = 0; n < dataset.test.count; n++) {
+        let h: Float32Array = x.subarray(n * 784, (n + 1) * 784);
+        for (const { w, b, relu } of layers) {
+          const out = new Float32Array(b.length);
+          for (let o = 0; o < b.length; o++) {
+            let sum = b[o]!;
+            for (let i = 0; i < h.length; i++) sum += w[o * h.length + i]! * h[i]!;
+            out[o] = relu ? Math.max(0, sum) : sum;
+          }
+          h = out;
+        }
+        if (h.indexOf(Math.max(...h)) === y[n]) correct++;
+      }
+      expect(report.test.examples).toBe(dataset.test.count);
+      expect(report.test.accuracy).toBeCloseTo(correct / dataset.test.count, 3);
     } finally {
       service.close();
     }

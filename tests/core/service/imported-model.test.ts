@@ -5,10 +5,15 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
+import type { TicketSummary } from '../../../core/api/schemas';
+import { loadDataset } from '../../../core/data/datasets';
 import { readModelFile } from '../../../core/formats/registry';
 import { matchZooArchitecture } from '../../../core/formats/zoo-match';
+import { architecture, paramSpecs } from '../../../core/models/architectures';
+import { denseMasks } from '../../../core/pruning/imp';
 import { LabService } from '../../../core/service/lab-service';
 import { LabStore } from '../../../core/store/lab-store';
+import { evaluateWeights } from '../../../core/train/train';
 import { useTempFolder } from '../../support/temp-folder';
 
 const FIXTURES = join(__dirname, '..', '..', 'fixtures', 'interop');
@@ -32,7 +37,14 @@ describe('searches from an imported model', () => {
       const imported = matchZooArchitecture(readModelFile(path).tensors, 'pytorch')!.weights;
 
       const noRetrain = await service.searchOneShot({ ...small, model: model.id.slice(0, 8), sparsity: 0.98, retrain: false });
-      expect(noRetrain.tickets.map((t) => t.level)).toEqual([1]);
+      // Level 0 is the network as imported, measured; the pruned ticket descends from it.
+      expect(noRetrain.tickets.map((t) => [t.level, t.method])).toEqual([[0, 'imported'], [1, 'oneshot-magnitude']]);
+      const [dense, pruned] = noRetrain.tickets as [TicketSummary, TicketSummary];
+      expect(pruned.parentId).toBe(dense.id);
+      const specs = paramSpecs(architecture('lenet-300-100'), [28, 28, 1], 10);
+      const measured = await evaluateWeights(architecture('lenet-300-100'), specs, loadDataset('mnist', { validationSize: small.validationSize }), imported, denseMasks(specs));
+      expect(dense.testAccuracy).toBe(measured.test.accuracy);
+      expect(dense.sparsity).toBe(0);
       const fineTuned = await service.searchOneShot({ ...small, model: model.id, sparsity: 0.98 });
       const snip = await service.searchAtInit({ ...small, model: model.id, method: 'snip', sparsity: 0.98, train: false });
       const jackpot = await service.searchOneShot({ ...small, model: model.id, sparsity: 0.9, criterion: 'jackpot', retrain: false, searchIterations: 20, searchBatchSize: 64 });
@@ -41,7 +53,7 @@ describe('searches from an imported model', () => {
       try {
         for (const summary of [noRetrain, fineTuned, snip, jackpot]) expect(store.getRun(summary.runId).modelId).toBe(model.id);
         // Magnitude on the imported weights: every kept fc1 weight is at least as large as every pruned one.
-        const masks = store.getMasks(noRetrain.tickets[0]!.id);
+        const masks = store.getMasks(pruned.id);
         const fc1 = imported.find((w) => w.name === 'fc1.kernel')!.values;
         const bits = masks.find((m) => m.name === 'fc1.kernel')!.bits;
         let smallestKept = Infinity;
@@ -52,7 +64,7 @@ describe('searches from an imported model', () => {
         }
         expect(smallestKept).toBeGreaterThanOrEqual(largestPruned);
         // Without retraining, the ticket's weights are the imported ones under its mask.
-        const untrained = store.getWeights(store.getTicket(noRetrain.tickets[0]!.id).finalWeights!).find((w) => w.name === 'fc2.bias')!.values;
+        const untrained = store.getWeights(store.getTicket(pruned.id).finalWeights!).find((w) => w.name === 'fc2.bias')!.values;
         expect(untrained).toEqual(imported.find((w) => w.name === 'fc2.bias')!.values);
         // Fine-tuning moves them.
         const tuned = store.getWeights(store.getTicket(fineTuned.tickets.at(-1)!.id).finalWeights!).find((w) => w.name === 'fc2.bias')!.values;
@@ -67,7 +79,7 @@ describe('searches from an imported model', () => {
       expect(sweep.curve.length).toBeGreaterThan(3);
       expect(sweep.curve[0]!.sparsity).toBeLessThan(sweep.curve.at(-1)!.sparsity);
       await expect(service.essentialSparsity({ ticket: model.id })).rejects.toThrow(/an imported model is measured on a dataset; give --dataset/);
-      await expect(service.essentialSparsity({ ticket: noRetrain.tickets[0]!.id, dataset: 'mnist' })).rejects.toThrow(/leave --dataset out/);
+      await expect(service.essentialSparsity({ ticket: pruned.id, dataset: 'mnist' })).rejects.toThrow(/leave --dataset out/);
 
       const conv = await service.importModel({ path: unpack('conv2.safetensors') });
       await expect(service.searchOneShot({ ...small, model: conv.id, sparsity: 0.9 })).rejects.toThrow(/takes 8×8×1 inputs and 10 classes; mnist has 28×28×1 images/);
