@@ -4,7 +4,10 @@
 // users and the internet: every length is checked before slicing, every tensor's element count
 // against the limits before a float32 copy is allocated, its stored bytes against shape × dtype, and
 // the nodes and other graph entries against bounds derived from the limits. Tensors kept in external
-// data files, sparse initializers and string tensors are refused with the reason.
+// data files (PyTorch 2's exporter writes them) are read from beside the model, never from outside
+// its folder; sparse initializers and string tensors are refused with the reason.
+import { closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
+import { dirname, isAbsolute, join, sep } from 'node:path';
 import { DTYPE_BYTES, elementCount, toFloat32 } from './dtypes';
 import { guardedRead, quote, readFileBytes } from './file-bytes';
 import { DEFAULT_READ_LIMITS, type FileTensor, type ModelFileContents, ModelFileError, type ModelFormat, type ReadLimits, type TensorDtype } from './model-format';
@@ -370,7 +373,7 @@ class OnnxReader {
     let segment = false;
     let strings = false;
     let location = 0;
-    let externalFile: string | undefined;
+    let external: Map<string, string> | null = null;
     const dimFields: WireField[] = [];
     const typed = new Map<number, WireField[]>();
     let typedCount = 0;
@@ -398,15 +401,15 @@ class OnnxReader {
         case 9: this.expect(f, LEN, 'TensorProto.raw_data'); raw = f; break;
         case 13: {
           this.expect(f, LEN, 'TensorProto.external_data');
-          // StringStringEntryProto: key = 1, value = 2; the "location" entry names the file, for the message.
+          this.entry();
+          // StringStringEntryProto: key = 1, value = 2 (location, offset, length, checksum).
           let key = '';
           let value = '';
           for (const e of nestedFields(f)) {
             if (e.field === 1) key = this.string(e, 'StringStringEntryProto.key');
             else if (e.field === 2) value = this.string(e, 'StringStringEntryProto.value');
           }
-          if (key === 'location') externalFile = value;
-          else externalFile ??= '';
+          (external ??= new Map()).set(key, value);
           break;
         }
         case 14: location = this.int(f, 'TensorProto.data_location'); break;
@@ -415,11 +418,8 @@ class OnnxReader {
     }
 
     const what = `${role} ${quote(name)}`;
-    if (location === EXTERNAL || externalFile !== undefined) {
-      const file = externalFile ? ` (${quote(externalFile)})` : '';
-      this.refuse(`${what} refers to external data files${file}, which Ticket Lab does not open; save the model with its weights inside the .onnx file (onnx.save_model(..., save_as_external_data=False)).`);
-    }
-    if (location !== 0) this.refuse(`${what} has data_location ${location}, which onnx.proto does not define.`);
+    if (location !== 0 && location !== EXTERNAL) this.refuse(`${what} has data_location ${location}, which onnx.proto does not define.`);
+    if ((location === EXTERNAL) !== (external !== null)) this.refuse(`${what} has external_data entries and data_location ${location}: they disagree.`);
     if (segment) this.refuse(`${what} is one segment of a larger tensor, which this reader does not join.`);
     const dtype = dataType === null ? undefined : DTYPES.get(dataType);
     if (dtype === undefined) {
@@ -445,7 +445,10 @@ class OnnxReader {
     const typeName = DATA_TYPE_NAMES[dataType!]!;
 
     let values: Float32Array;
-    if (raw !== undefined) {
+    if (external !== null) {
+      if (raw !== undefined || typed.size > 0 || strings) this.refuse(`${what} has external data and values in the file; a tensor keeps its values in one place.`);
+      values = toFloat32(this.externalBytes(external, count * DTYPE_BYTES[dtype], what), 0, count, dtype);
+    } else if (raw !== undefined) {
       if (typed.size > 0 || strings) this.refuse(`${what} has both raw_data and typed value fields; a tensor keeps its values in one.`);
       const needed = count * DTYPE_BYTES[dtype];
       if (raw.bytes.length !== needed) this.refuse(`${what} has ${raw.bytes.length} bytes of raw_data, but shape ${shape} of ${typeName} needs ${needed}.`);
@@ -465,6 +468,52 @@ class OnnxReader {
     this.tensors++;
     this.elements += count;
     return { name, shape: dims, dtype, values };
+  }
+
+  /**
+   * A tensor's bytes from an external data file (PyTorch 2's exporter writes `model.onnx.data` beside
+   * the model): `location` is relative to the model's folder and must stay inside it; `offset` and
+   * `length` must lie within the file, and the length be what the shape needs. Only those bytes are read.
+   */
+  private externalBytes(entries: Map<string, string>, needed: number, what: string): Uint8Array {
+    const location = entries.get('location');
+    if (!location) this.refuse(`${what} has external data without a location.`);
+    if (isAbsolute(location) || location.split(/[\\/]/).includes('..')) {
+      this.refuse(`${what} keeps its data at ${quote(location)}, outside the model's folder; external data must sit beside the model.`);
+    }
+    const folder = realpathOr(dirname(this.path));
+    const file = join(folder, location);
+    const resolved = realpathOr(file);
+    if (resolved !== file && !resolved.startsWith(folder + sep)) this.refuse(`${what} keeps its data at ${quote(location)}, a link out of the model's folder.`);
+    const number = (key: string, fallback: number | null): number | null => {
+      const text = entries.get(key);
+      if (text === undefined) return fallback;
+      if (!/^\d{1,15}$/.test(text)) this.refuse(`${what} has external data ${key} ${quote(text)}, not a byte count.`);
+      return Number(text);
+    };
+    const offset = number('offset', 0)!;
+    const length = number('length', null);
+    if (length !== null && length !== needed) this.refuse(`${what} has ${length} bytes of external data, but its shape and type need ${needed}.`);
+    let fd: number;
+    try {
+      fd = openSync(resolved, 'r');
+    } catch (error) {
+      this.refuse(`${what} keeps its data in ${quote(location)}, which cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}).`);
+    }
+    try {
+      const stats = fstatSync(fd);
+      if (!stats.isFile()) this.refuse(`${what} keeps its data in ${quote(location)}, which is not a regular file.`);
+      if (offset + needed > stats.size) this.refuse(`${what} needs bytes ${offset} to ${offset + needed} of ${quote(location)}, which has ${stats.size}.`);
+      const bytes = new Uint8Array(needed);
+      for (let read = 0; read < needed; ) {
+        const n = readSync(fd, bytes, read, needed - read, offset + read);
+        if (n === 0) this.refuse(`${quote(location)} ended early while reading ${what}.`);
+        read += n;
+      }
+      return bytes;
+    } finally {
+      closeSync(fd);
+    }
   }
 
   /** The values of a typed field, written as little-endian `dtype` bytes and converted as raw_data would be. */
@@ -501,6 +550,15 @@ class OnnxReader {
       }
     }
     return toFloat32(bytes, 0, count, dtype);
+  }
+}
+
+/** The path with links resolved, or as given when it does not resolve (the open that follows then says why). */
+function realpathOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
   }
 }
 

@@ -74,7 +74,38 @@ function effectiveParameters(tensors: readonly FileTensor[]): FileTensor[] {
 
 /** The zoo architecture the tensors fit, or null. */
 export function matchZooArchitecture(tensors: readonly FileTensor[], layout: WeightLayout): ZooMatch | null {
-  const params = effectiveParameters(tensors);
+  const inFileOrder = effectiveParameters(tensors);
+  // safetensors files keep no module order (the package writes its header sorted by name), nor may
+  // other writers: the order the names imply (`0.weight` … `10.bias`, `fc1` … `fc3`) is tried second.
+  const byModule = moduleOrder(inFileOrder);
+  const sameOrder = byModule.every((t, i) => t === inFileOrder[i]);
+  return matchInOrder(inFileOrder, layout) ?? (sameOrder ? null : matchInOrder(byModule, layout));
+}
+
+/** Tensors sorted by module name, numbers compared as numbers, and in a module weight, bias, then running statistics (PyTorch's registration order). */
+function moduleOrder(params: readonly FileTensor[]): FileTensor[] {
+  const RANK = ['weight', 'bias', 'running_mean', 'running_var'];
+  const key = (name: string) => {
+    const parts = name.split('.');
+    const last = parts.pop()!;
+    return { parts, rank: RANK.includes(last) ? RANK.indexOf(last) : RANK.length, last };
+  };
+  const compare = (a: string, b: string) => {
+    const [x, y] = [Number(a), Number(b)];
+    const numeric = /^\d+$/.test(a) && /^\d+$/.test(b);
+    return numeric ? x - y : a < b ? -1 : a > b ? 1 : 0;
+  };
+  return [...params].sort((a, b) => {
+    const [ka, kb] = [key(a.name), key(b.name)];
+    for (let i = 0; i < Math.min(ka.parts.length, kb.parts.length); i++) {
+      const c = compare(ka.parts[i]!, kb.parts[i]!);
+      if (c !== 0) return c;
+    }
+    return ka.parts.length - kb.parts.length || ka.rank - kb.rank || compare(ka.last, kb.last);
+  });
+}
+
+function matchInOrder(params: readonly FileTensor[], layout: WeightLayout): ZooMatch | null {
   const classes = outputClasses(params);
   if (classes === null) return null;
   const channels = [...new Set([inputChannels(params, layout), 1, 3].filter((c): c is number => c !== null))];

@@ -2,7 +2,7 @@
 // and recorded each initializer's sums, the nodes, and the logits PyTorch computes), and on models
 // built here field by field with a small protobuf writer: every data type and attribute kind,
 // detection by content, and hostile files, each refused with a ModelFileError that names the file.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../../core/compute/rng';
@@ -638,11 +638,32 @@ describe('ONNX reader on hostile files', () => {
     expect(refusal(withInitializers(tensorProto({ dims: [20], type: FLOAT, fields: [...unpacked, pbLen(8, 'w')] })), tight({ maxTotalElements: 10 }))).toMatch(/initializer at byte \d+ stores more than the 10 elements this reader accepts/);
   });
 
-  it('refuses initializers kept in external data files', () => {
+  it('reads initializers kept in an external data file beside the model, and refuses data outside its folder or range', () => {
     const entry = (k: string, v: string) => pbLen(13, cat(pbLen(1, k), pbLen(2, v)));
-    const external = tensorProto({ name: 'fc.weight', dims: [2, 2], type: FLOAT, fields: [entry('location', 'weights.bin'), entry('offset', '0'), entry('length', '16'), pbInt(14, 1)] });
-    expect(refusal(withInitializers(external))).toMatch(/initializer "fc\.weight" refers to external data files \("weights\.bin"\), which Ticket Lab does not open/);
-    expect(refusal(withInitializers(tensorProto({ name: 'w', dims: [1], type: FLOAT, fields: [pbInt(14, 1)] })))).toMatch(/"w" refers to external data files, which Ticket Lab does not open/);
+    const external = (name: string, dims: number[], entries: Array<[string, string]>, extra: Bytes[] = [pbInt(14, 1)]) =>
+      tensorProto({ name, dims, type: FLOAT, fields: [...entries.map(([k, v]) => entry(k, v)), ...extra] });
+    // PyTorch 2's exporter: the weights one after another in model.onnx.data, each with its offset and length.
+    writeFileSync(join(temp(), 'weights.bin'), Buffer.from(new Float32Array([9, 1, 2, 3, 4, 5, 6]).buffer));
+    const model = read(withInitializers(
+      external('fc.weight', [2, 2], [['location', 'weights.bin'], ['offset', '4'], ['length', '16']]),
+      external('fc.bias', [2], [['location', 'weights.bin'], ['offset', '20']]),
+      floats('inline', [1], [7]),
+    ));
+    expect(model.tensors.map((t) => [t.name, [...t.values]])).toEqual([['fc.weight', [1, 2, 3, 4]], ['fc.bias', [5, 6]], ['inline', [7]]]);
+
+    const one = (entries: Array<[string, string]>, extra?: Bytes[]) => refusal(withInitializers(external('w', [2], entries, extra)));
+    expect(one([['location', '../weights.bin']])).toMatch(/initializer "w" keeps its data at "\.\.\/weights\.bin", outside the model's folder/);
+    expect(one([['location', '/etc/passwd']])).toMatch(/keeps its data at "\/etc\/passwd", outside the model's folder/);
+    symlinkSync('/etc/hostname', join(temp(), 'link.bin'));
+    expect(one([['location', 'link.bin']])).toMatch(/keeps its data at "link\.bin", a link out of the model's folder/);
+    expect(one([['location', 'missing.bin']])).toMatch(/keeps its data in "missing\.bin", which cannot be read \(ENOENT\)/);
+    expect(one([['location', 'weights.bin'], ['offset', '24']])).toMatch(/"w" needs bytes 24 to 32 of "weights\.bin", which has 28/);
+    expect(one([['location', 'weights.bin'], ['length', '12']])).toMatch(/"w" has 12 bytes of external data, but its shape and type need 8/);
+    expect(one([['location', 'weights.bin'], ['offset', '-4']])).toMatch(/external data offset "-4", not a byte count/);
+    expect(one([['offset', '0']])).toMatch(/"w" has external data without a location/);
+    expect(one([['location', 'weights.bin']], [pbInt(14, 1), pbLen(9, le('f32', [1, 2]))])).toMatch(/"w" has external data and values in the file/);
+    expect(one([['location', 'weights.bin']], [])).toMatch(/"w" has external_data entries and data_location 0: they disagree/);
+    expect(refusal(withInitializers(tensorProto({ name: 'w', dims: [1], type: FLOAT, fields: [pbInt(14, 1)] })))).toMatch(/"w" has external_data entries and data_location 1: they disagree/);
     expect(refusal(withInitializers(tensorProto({ name: 'w', dims: [1], type: FLOAT, fields: [pbInt(14, 7)] })))).toMatch(/"w" has data_location 7, which onnx.proto does not define/);
   });
 
