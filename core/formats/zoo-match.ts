@@ -27,7 +27,8 @@ export interface ZooMatch {
   specs: ParamSpec[];
   /** In the zoo's names and TF.js layouts, running statistics included. */
   weights: WeightSet;
-  matchedBy: 'names' | 'order';
+  /** 'graph': built from an ONNX graph (onnx-network.ts), not matched to the zoo. */
+  matchedBy: 'names' | 'order' | 'graph';
   /** Zoo tensor name → the file's name for it (export writes masks back under these). */
   sourceNames: Record<string, string>;
 }

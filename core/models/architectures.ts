@@ -21,6 +21,11 @@ export type LayerSpec =
       stride?: number;
       /** Default true; false for a conv followed by BatchNorm (PyTorch bias=False). */
       bias?: boolean;
+      /**
+       * Zero padding on every side (PyTorch's padding=p; 0 is 'valid'), for networks built from ONNX
+       * graphs. Default: as `stride` says, 'same' at stride 1 and floor(k/2) above.
+       */
+      padding?: number;
     }
   /** BatchNorm over the channels of an NHWC tensor (PyTorch BatchNorm2d), then the activation. */
   | { kind: 'batchnorm'; name: string; activation: Activation }
@@ -279,12 +284,12 @@ function walk(context: WalkContext, layers: readonly LayerSpec[], prefix: string
         const fan = { role: 'conv' as const, fanIn: k * k * c, fanOut: k * k * layer.filters };
         specs.push({ name: `${name}.kernel`, shape: [k, k, c, layer.filters], layer: name, kind: 'kernel', prunable: true, trainable: true, ...fan, init: context.kernelInit });
         if (layer.bias !== false) specs.push({ name: `${name}.bias`, shape: [layer.filters], layer: name, kind: 'bias', prunable: false, trainable: true, ...fan, init: 'zeros' });
-        if (stride !== 1) {
-          // Zero padding floor(k/2) on each side: floor((h + 2·floor(k/2) − k) / stride) + 1 (PyTorch's formula).
-          const pad = Math.floor(k / 2);
+        if (stride !== 1 || layer.padding !== undefined) {
+          // Zero padding p on each side (floor(k/2) unless given): floor((h + 2p − k) / stride) + 1 (PyTorch's formula).
+          const pad = layer.padding ?? Math.floor(k / 2);
           h = Math.floor((h + 2 * pad - k) / stride) + 1;
           w = Math.floor((w + 2 * pad - k) / stride) + 1;
-          if (h <= 0 || w <= 0) throw tooSmall('strides');
+          if (h <= 0 || w <= 0) throw tooSmall(stride !== 1 ? 'strides' : 'shrinks');
         } // 'same' padding keeps h and w at stride 1
         c = layer.filters;
         break;

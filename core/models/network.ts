@@ -222,7 +222,8 @@ function forwardLayers(layers: readonly LayerSpec[], prefix: string, param: (nam
         const bias = layer.bias === false ? undefined : param(`${name}.bias`);
         const stride = layer.stride ?? 1;
         // Strided: PyTorch's symmetric padding k//2 (TF.js 'same' would pad only after, shifting the sampling grid).
-        const pad = stride === 1 ? 'same' : Math.floor(layer.kernelSize / 2);
+        // A number is symmetric zero padding on every side, as an explicit `padding` is.
+        const pad = layer.padding ?? (stride === 1 ? 'same' : Math.floor(layer.kernelSize / 2));
         if (plainOps) {
           let z: tf.Tensor = tf.conv2d(h as tf.Tensor4D, filter, stride, pad);
           if (bias) z = tf.add(z, bias);

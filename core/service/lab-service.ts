@@ -54,8 +54,10 @@ import {
   type TicketSummary,
 } from '../api/schemas';
 import { criteriaOverlap } from '../compare/criteria-overlap';
-import { DEFAULT_READ_LIMITS } from '../formats/model-format';
+import { DEFAULT_READ_LIMITS, ModelFileError } from '../formats/model-format';
 import { detectFormat, readModelFile, tensorSums } from '../formats/registry';
+import { readOnnxModel } from '../formats/onnx';
+import { networkFromOnnxGraph } from '../formats/onnx-network';
 import { readOpenLthExperiment } from '../formats/open-lth';
 import { modelInput, predictLogits } from '../formats/predict';
 import { type WeightLayout, type ZooMatch, layoutOf, matchZooArchitecture, toPytorchTensors } from '../formats/zoo-match';
@@ -78,7 +80,7 @@ import { type OneShotOutcome, type OneShotPlan, runOneShot } from '../pruning/on
 import { pruningStrategy } from '../pruning/registry';
 import { closeStackWorkers } from '../train/stack-workers';
 import { type TrainResult, type TrainSchedule, evaluateWeights } from '../train/train';
-import { type NewTicket, LabStore, type RunRecord, type TicketRecord } from '../store/lab-store';
+import { type ModelRecord, type NewTicket, LabStore, type RunRecord, type TicketRecord } from '../store/lab-store';
 import { SCHEMA_VERSION } from '../store/migrations';
 import { planOpenLthRuns } from './open-lth-runs';
 import { ProgressTracker } from './progress';
@@ -151,7 +153,7 @@ export class LabService implements LabApi {
   /** Resolves model, dataset, schedule and backend: everything that can fail before a write. */
   private async prepare(params: SearchImpParams | SearchOneShotParams | SearchAtInitParams | SearchGradualParams, model: string, datasetName: string, options: CallOptions): Promise<Prepared> {
     const imported = isImportedModel(model) ? this.importedModel(model) : undefined;
-    const arch = architecture(imported?.record.architecture ?? model);
+    const arch = imported?.arch ?? architecture(model);
     const dataset = loadDataset(datasetName, {
       dataDir: params.dataDir,
       validationSize: params.validationSize,
@@ -173,7 +175,7 @@ export class LabService implements LabApi {
     if (!store) throw new NotFoundError('model', idOrPrefix);
     const record = store.getModel(store.resolveModelId(idOrPrefix));
     const spec = record.spec as { inputShape: number[]; numClasses: number; weights: string };
-    return { record, spec, weights: store.getWeights(spec.weights) };
+    return { record, spec, arch: modelArchitecture(record), weights: store.getWeights(spec.weights) };
   }
 
   private registerRun(store: LabStore, method: string, prepared: Prepared, hparams: Record<string, unknown>, defaults: Record<string, unknown>, seed: number, initial?: WeightSet): string {
@@ -539,7 +541,7 @@ export class LabService implements LabApi {
   private async modelEssentialSparsity(params: z.output<typeof EssentialSparsityRequest>, options: CallOptions): Promise<EssentialSparsityReport> {
     if (!params.dataset) throw new InvalidRequestError('dataset: an imported model is measured on a dataset; give --dataset.');
     const imported = this.importedModel(params.ticket);
-    const arch = architecture(imported.record.architecture);
+    const { arch } = imported;
     const dataset = loadDataset(params.dataset, { dataDir: params.dataDir, validationSize: 0 });
     expectDatasetFits(imported, params.dataset, dataset);
     const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
@@ -559,7 +561,7 @@ export class LabService implements LabApi {
     if (isImportedModel(params.target)) {
       if (!params.dataset) throw new InvalidRequestError('dataset: an imported model is measured on a dataset; give --dataset.');
       const imported = this.importedModel(params.target);
-      const arch = architecture(imported.record.architecture);
+      const { arch } = imported;
       const dataset = loadDataset(params.dataset, { dataDir: params.dataDir, validationSize: params.validationSize });
       expectDatasetFits(imported, params.dataset, dataset);
       const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
@@ -645,7 +647,7 @@ export class LabService implements LabApi {
     if (!store) throw new NotFoundError('ticket', ticketId);
     const ticket = store.getTicket(store.resolveTicketId(ticketId));
     const run = store.getRun(ticket.runId);
-    const arch = architecture(ticket.architecture);
+    const arch = modelArchitecture(store.getModel(run.modelId));
     const dataset = loadDataset(ticket.datasetName, { dataDir, validationSize: Number(run.hparams.validationSize ?? 5000) });
     // A run open_lth trained (import-runs) used its own copy of the data: it is measured on this one.
     const trainedHere = store.getDataset(run.datasetId).source !== 'open_lth';
@@ -703,7 +705,14 @@ export class LabService implements LabApi {
     const format = detectFormat(path);
     const contents = format.read(path, DEFAULT_READ_LIMITS);
     const tensors = contents.tensors.map((t) => ({ name: t.name, shape: t.shape, dtype: t.dtype, ...tensorSums(t) }));
-    const match = matchZooArchitecture(contents.tensors, layoutOf(contents.format));
+    let match: ZooMatch | null;
+    try {
+      match = runnableNetwork(path, contents);
+    } catch (error) {
+      // An ONNX graph Ticket Lab cannot run can still be inspected.
+      if (!(error instanceof ModelFileError)) throw error;
+      match = null;
+    }
     return {
       path, format: format.id, formatTitle: format.title, bytes: statSync(path).size,
       elements: contents.tensors.reduce((n, t) => n + t.values.length, 0), tensors,
@@ -803,15 +812,23 @@ export class LabService implements LabApi {
   }
 }
 
-/** A model file's tensors and the zoo network they fit; an error saying what the file holds when they fit none. */
+/** A model file's tensors and the network they fit; an error saying what the file holds when they fit none. */
 function runnableModelFile(path: string): { contents: ModelFileContents; match: ZooMatch; layout: WeightLayout } {
   const contents = readModelFile(path);
   const layout = layoutOf(contents.format);
-  const match = matchZooArchitecture(contents.tensors, layout);
+  const match = runnableNetwork(path, contents);
   if (!match) {
-    throw new InvalidRequestError(`${path}: its tensors fit no network Ticket Lab runs (${MODEL_IDS.join(', ')}, by names or order and shapes); \`ticket-lab inspect\` lists what it holds.`);
+    throw new InvalidRequestError(`${path}: its tensors fit no network Ticket Lab runs (${MODEL_IDS.join(', ')}, lenet-<widths>, by names or order and shapes); \`ticket-lab inspect\` lists what it holds.`);
   }
   return { contents, match, layout };
+}
+
+/**
+ * The network a file's tensors fit: a zoo network by names or order, else for ONNX the network its
+ * graph computes (a ModelFileError names the node it cannot run); null when neither.
+ */
+function runnableNetwork(path: string, contents: ModelFileContents): ZooMatch | null {
+  return matchZooArchitecture(contents.tensors, layoutOf(contents.format)) ?? (contents.format === 'onnx' ? networkFromOnnxGraph(readOnnxModel(path), path) : null);
 }
 
 /**
@@ -848,7 +865,15 @@ function importedModelSpec(name: string, fileName: string, format: string, match
   return {
     title: `${name} (${match.arch.id}, imported from ${format})`, name, fileName, format,
     inputShape: match.inputShape, numClasses: match.numClasses, params: match.specs, sourceNames: match.sourceNames, matchedBy: match.matchedBy,
+    // A network built from a file's graph is no zoo id: its layers are kept with the model.
+    ...(match.matchedBy === 'graph' ? { arch: match.arch } : {}),
   };
+}
+
+/** A stored model's network: the zoo's by id, or the one built from its file's graph, kept with it. */
+function modelArchitecture(record: ModelRecord): Architecture {
+  const stored = (record.spec as { arch?: Architecture }).arch;
+  return stored ?? architecture(record.architecture);
 }
 
 /** The backend record of runs trained elsewhere, by open_lth in PyTorch. */

@@ -49,12 +49,17 @@ export function convEngineUnsupported(arch: Architecture): string | null {
     for (const layer of layers) {
       if (layer.kind === 'conv2d') {
         if (layer.kernelSize % 2 === 0) return `${layer.name}: an even kernel size`;
+        // The kernels pad floor(k/2) on every side (conv-kernels-webgpu.ts convGeometry).
+        if (layer.padding !== undefined && layer.padding !== Math.floor(layer.kernelSize / 2)) return `${layer.name}: padding ${layer.padding}, not ${Math.floor(layer.kernelSize / 2)}`;
         if (layer.filters > MAX_CHANNELS) return `${layer.name}: more than ${MAX_CHANNELS} filters`;
       } else if (layer.kind === 'dense') {
         if (layer.units > MAX_CHANNELS) return `${layer.name}: more than ${MAX_CHANNELS} units`;
       } else if (layer.kind === 'residual') {
         const last = layer.body[layer.body.length - 1];
         if (last?.kind !== 'batchnorm') return `${layer.name}: a block whose body does not end in BatchNorm`;
+        // The block's ReLU is fused into its last BatchNorms (body and projection), which then have none of their own.
+        const projected = layer.shortcut.kind === 'projection' ? layer.shortcut.layers[layer.shortcut.layers.length - 1] : undefined;
+        if (last.activation === 'relu' || (projected?.kind === 'batchnorm' && projected.activation === 'relu')) return `${layer.name}: a ReLU before the block's sum`;
         const inner = check(layer.body) ?? (layer.shortcut.kind === 'projection' ? check(layer.shortcut.layers) : null);
         if (inner) return inner;
         if (layer.shortcut.kind === 'projection' && layer.shortcut.layers[layer.shortcut.layers.length - 1]?.kind !== 'batchnorm') {
