@@ -19,7 +19,7 @@ import type { WeightSet } from '../models/weights';
 import { quote } from './file-bytes';
 import { ModelFileError } from './model-format';
 import type { OnnxAttributeValue, OnnxModel, OnnxNode } from './onnx';
-import type { ZooMatch } from './zoo-match';
+import type { KernelLayout, ZooMatch } from './zoo-match';
 
 interface Image {
   kind: 'image';
@@ -37,7 +37,8 @@ interface Flat {
 }
 
 type PlainLayer = Exclude<LayerSpec, { kind: 'residual' }>;
-type Params = Partial<Record<ParamKind, { values: Float32Array; source: string | undefined }>>;
+/** A layer's tensors in TF.js layouts, each with the initializer it came from and, for a kernel stored [in, out], that layout. */
+type Params = Partial<Record<ParamKind, { values: Float32Array; source: string | undefined; layout?: KernelLayout }>>;
 
 /**
  * A layer on the way from the graph's input, with `output` the value it gives (for telling where two
@@ -425,7 +426,8 @@ class GraphReader {
     if (x.shape.kind !== 'flat' || x.shape.rank !== 2) this.refuse('reads an input that is not [n, features]; flatten it first (Flatten or Reshape)');
     const [inputs, units] = (transposed ? [weight.shape[1], weight.shape[0]] : weight.shape) as [number, number];
     if (inputs !== x.shape.n) this.refuse(`has a weight for ${inputs} inputs, but its input has ${x.shape.n} features`);
-    const params: Params = { kernel: { values: denseKernel(weight.values, inputs, units, transposed, x.shape.flattened), source: weight.source } };
+    const kernel = denseKernel(weight.values, inputs, units, transposed, x.shape.flattened);
+    const params: Params = { kernel: { values: kernel, source: weight.source, ...(transposed ? {} : { layout: 'in-out' as const }) } };
     if (bias) {
       if (bias.values.length !== units || bias.shape.some((d, i) => d !== (i === bias.shape.length - 1 ? units : 1))) this.refuse(`has a bias of shape [${bias.shape.join(', ')}], not [${units}]`);
       params.bias = { values: bias.values, source: bias.source };
@@ -593,14 +595,16 @@ class GraphReader {
     const specs = paramSpecs(arch, inputShape, numClasses);
     const weights: WeightSet = [];
     const sourceNames: Record<string, string> = {};
+    const kernelLayouts: Record<string, KernelLayout> = {};
     for (const spec of specs) {
       const param = params.get(spec.layer)?.[spec.kind];
       const values = param?.values ?? (spec.kind === 'bias' ? new Float32Array(spec.shape[0]!) : undefined);
       if (values === undefined || values.length !== spec.shape.reduce((a, b) => a * b, 1)) throw new Error(`onnx-network: no ${spec.name} of shape [${spec.shape.join(', ')}]`);
       weights.push({ name: spec.name, shape: [...spec.shape], values });
       if (param?.source !== undefined) sourceNames[spec.name] = param.source;
+      if (param?.layout !== undefined) kernelLayouts[spec.name] = param.layout;
     }
-    return { arch, inputShape, numClasses, specs, weights, matchedBy: 'graph', sourceNames };
+    return { arch, inputShape, numClasses, specs, weights, matchedBy: 'graph', sourceNames, ...(Object.keys(kernelLayouts).length > 0 ? { kernelLayouts } : {}) };
   }
 
   /**

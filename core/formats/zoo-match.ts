@@ -31,6 +31,8 @@ export interface ZooMatch {
   matchedBy: 'names' | 'order' | 'graph';
   /** Zoo tensor name → the file's name for it (export writes masks back under these). */
   sourceNames: Record<string, string>;
+  /** Dense kernels the file stores as [in, out] (ONNX MatMul), by zoo name: exports write them so. */
+  kernelLayouts?: Record<string, KernelLayout>;
 }
 
 const FILE_SUFFIX: Record<ParamKind, string> = {
@@ -121,7 +123,7 @@ function matchInOrder(params: readonly FileTensor[], layout: WeightLayout): ZooM
           continue; // the input is too small for this net
         }
         if (specs.length !== params.length) continue;
-        const match = byNames(specs, params, layout) ?? byOrder(specs, params, layout);
+        const match = byNames(specs, params, layout, c) ?? byOrder(specs, params, layout, c);
         if (match) return { arch, inputShape: [side, side, c], numClasses: classes, specs, ...match };
       }
     }
@@ -154,7 +156,7 @@ function matchLenetFamily(params: readonly FileTensor[], classes: number, layout
   }
   const inputShape = imageOf(inputs);
   const specs = paramSpecs(arch, inputShape, classes);
-  const match = byOrder(specs, params, layout);
+  const match = byOrder(specs, params, layout, inputShape[2]);
   return match && { arch, inputShape, numClasses: classes, specs, ...match };
 }
 
@@ -179,19 +181,19 @@ function inputChannels(params: readonly FileTensor[], layout: WeightLayout): num
   return layout === 'pytorch' ? conv.shape[1]! : conv.shape[2]!;
 }
 
-function byNames(specs: readonly ParamSpec[], params: readonly FileTensor[], layout: WeightLayout): Pick<ZooMatch, 'weights' | 'matchedBy' | 'sourceNames'> | null {
+function byNames(specs: readonly ParamSpec[], params: readonly FileTensor[], layout: WeightLayout, channels: number): Pick<ZooMatch, 'weights' | 'matchedBy' | 'sourceNames'> | null {
   for (const prefix of commonPrefixes(params)) {
     const byName = new Map(params.map((t) => [t.name.slice(prefix.length), t]));
     const chosen = specs.map((s) => byName.get(`${s.layer}.${FILE_SUFFIX[s.kind]}`));
     if (chosen.some((t) => t === undefined)) continue;
-    const converted = convertAll(specs, chosen as FileTensor[], layout);
+    const converted = convertAll(specs, chosen as FileTensor[], layout, channels);
     if (converted) return { ...converted, matchedBy: 'names' };
   }
   return null;
 }
 
-function byOrder(specs: readonly ParamSpec[], params: readonly FileTensor[], layout: WeightLayout): Pick<ZooMatch, 'weights' | 'matchedBy' | 'sourceNames'> | null {
-  const converted = convertAll(specs, params, layout);
+function byOrder(specs: readonly ParamSpec[], params: readonly FileTensor[], layout: WeightLayout, channels: number): Pick<ZooMatch, 'weights' | 'matchedBy' | 'sourceNames'> | null {
+  const converted = convertAll(specs, params, layout, channels);
   return converted && { ...converted, matchedBy: 'order' };
 }
 
@@ -207,10 +209,10 @@ function commonPrefixes(params: readonly FileTensor[]): string[] {
   return prefixes;
 }
 
-function convertAll(specs: readonly ParamSpec[], files: readonly FileTensor[], layout: WeightLayout): Pick<ZooMatch, 'weights' | 'sourceNames'> | null {
+function convertAll(specs: readonly ParamSpec[], files: readonly FileTensor[], layout: WeightLayout, channels: number): Pick<ZooMatch, 'weights' | 'sourceNames'> | null {
   const weights: WeightSet = [];
   const sourceNames: Record<string, string> = {};
-  const flattens = flattenChannels(specs);
+  const flattens = flattenChannels(specs, channels);
   for (const [i, spec] of specs.entries()) {
     const file = files[i]!;
     const values = convert(spec, file, layout, flattens[i]!);
@@ -221,19 +223,22 @@ function convertAll(specs: readonly ParamSpec[], files: readonly FileTensor[], l
   return { weights, sourceNames };
 }
 
-/** For each spec, the channels of the conv output it reads flattened (the first dense kernel after convs), else null. */
-function flattenChannels(specs: readonly ParamSpec[]): Array<number | null> {
-  let lastConvFilters: number | null = null;
+/**
+ * For each spec, the channels of the image it reads flattened (the first dense kernel: after the
+ * convs, their output; in a fully connected net, the input image of `inputChannels`), else null.
+ */
+function flattenChannels(specs: readonly ParamSpec[], inputChannels: number): Array<number | null> {
+  let channels = inputChannels;
   let flattened = false;
   return specs.map((spec) => {
     if (spec.kind !== 'kernel') return null;
     if (spec.shape.length === 4) {
-      lastConvFilters = spec.shape[3]!;
+      channels = spec.shape[3]!;
       return null;
     }
-    if (lastConvFilters === null || flattened) return null;
+    if (flattened) return null;
     flattened = true;
-    return lastConvFilters;
+    return channels;
   });
 }
 
@@ -243,13 +248,13 @@ function flattenChannels(specs: readonly ParamSpec[]): Array<number | null> {
  * A tensor of the wrong shape is an error naming it.
  */
 export function tensorsOfMatch(
-  match: Pick<ZooMatch, 'specs' | 'sourceNames'>,
+  match: Pick<ZooMatch, 'specs' | 'sourceNames' | 'inputShape'>,
   tensors: readonly FileTensor[],
   layout: WeightLayout,
   path: string,
 ): Array<{ name: string; shape: number[]; values: Float32Array } | null> {
   const byName = new Map(effectiveParameters(tensors).map((t) => [t.name, t]));
-  const flattens = flattenChannels(match.specs);
+  const flattens = flattenChannels(match.specs, match.inputShape[2]);
   return match.specs.map((spec, i) => {
     const source = match.sourceNames[spec.name] ?? spec.name;
     const file = byName.get(source);
@@ -260,13 +265,20 @@ export function tensorsOfMatch(
   });
 }
 
-/** A zoo tensor's shape in PyTorch's layout: Linear [out, in], Conv2d [out, in, kh, kw]. */
-function pytorchShape(spec: ParamSpec): number[] {
+/**
+ * How a file stores a dense kernel other than as PyTorch's Linear [out, in]: 'in-out' for ONNX's
+ * MatMul and Gemm with transB = 0, [in, out] (their rows still in PyTorch's flatten order).
+ */
+export type KernelLayout = 'in-out';
+
+/** A zoo tensor's shape in PyTorch's layout: Linear [out, in] (or the file's [in, out]), Conv2d [out, in, kh, kw]. */
+function pytorchShape(spec: ParamSpec, kernelLayout?: KernelLayout): number[] {
   if (spec.shape.length === 4) {
     const [kh, kw, cin, cout] = spec.shape as [number, number, number, number];
     return [cout, cin, kh, kw];
   }
-  return spec.shape.length === 2 ? [spec.shape[1]!, spec.shape[0]!] : [...spec.shape];
+  if (spec.shape.length === 2 && kernelLayout !== 'in-out') return [spec.shape[1]!, spec.shape[0]!];
+  return [...spec.shape];
 }
 
 /**
@@ -274,7 +286,7 @@ function pytorchShape(spec: ParamSpec): number[] {
  * layout. A dense kernel reading a flattened conv output of `flattenChannels` channels also maps its
  * input rows: ours run over (h, w, c), PyTorch's over (c, h, w).
  */
-function pytorchIndex(spec: ParamSpec, flattenChannels: number | null): Int32Array {
+function pytorchIndex(spec: ParamSpec, flattenChannels: number | null, kernelLayout?: KernelLayout): Int32Array {
   const index = new Int32Array(sizeOf(spec.shape));
   if (spec.shape.length === 4) {
     const [kh, kw, cin, cout] = spec.shape as [number, number, number, number];
@@ -286,7 +298,7 @@ function pytorchIndex(spec: ParamSpec, flattenChannels: number | null): Int32Arr
     const pixels = flattenChannels !== null && inputs % flattenChannels === 0 ? inputs / flattenChannels : null;
     for (let r = 0; r < inputs; r++) {
       const row = pixels === null ? r : (r % flattenChannels!) * pixels + Math.floor(r / flattenChannels!);
-      for (let u = 0; u < units; u++) index[r * units + u] = u * inputs + row;
+      for (let u = 0; u < units; u++) index[r * units + u] = kernelLayout === 'in-out' ? row * units + u : u * inputs + row;
     }
   } else {
     for (let i = 0; i < index.length; i++) index[i] = i;
@@ -305,27 +317,26 @@ function convert(spec: ParamSpec, file: FileTensor, layout: WeightLayout, flatte
   return out;
 }
 
-/** Zoo tensors (TF.js layouts, by spec name) in PyTorch's names and layouts; `suffix` replaces the parameter name ('weight_mask' for masks). */
+/**
+ * Zoo tensors (TF.js layouts, by spec name) in PyTorch's names and layouts, or an imported file's own
+ * (`sourceNames`, `kernelLayouts`); `maskSuffix` names them `<name>_mask`. `inputChannels`: of the
+ * network's input image, which a fully connected net's first layer reads flattened.
+ */
 export function toPytorchTensors(
   specs: readonly ParamSpec[],
   tensors: ReadonlyArray<{ name: string; values: Float32Array }>,
-  options: { sourceNames?: Record<string, string>; maskSuffix?: boolean } = {},
+  options: { inputChannels: number; sourceNames?: Record<string, string>; kernelLayouts?: Record<string, KernelLayout>; maskSuffix?: boolean },
 ): Array<{ name: string; shape: number[]; values: Float32Array }> {
   const out: Array<{ name: string; shape: number[]; values: Float32Array }> = [];
-  const flattens = flattenChannels(specs);
+  const flattens = flattenChannels(specs, options.inputChannels);
   for (const [i, spec] of specs.entries()) {
     const tensor = tensors.find((t) => t.name === spec.name);
     if (!tensor) continue;
     const base = options.sourceNames?.[spec.name] ?? `${spec.layer}.${FILE_SUFFIX[spec.kind]}`;
-    out.push({ name: options.maskSuffix ? `${base}_mask` : base, ...pytorchLayout(spec, tensor.values, flattens[i]!) });
+    const index = pytorchIndex(spec, flattens[i]!, options.kernelLayouts?.[spec.name]);
+    const values = new Float32Array(index.length);
+    for (let k = 0; k < index.length; k++) values[index[k]!] = tensor.values[k]!;
+    out.push({ name: options.maskSuffix ? `${base}_mask` : base, shape: pytorchShape(spec, options.kernelLayouts?.[spec.name]), values });
   }
   return out;
-}
-
-/** The inverse of `convert`: a zoo tensor in PyTorch's layout. */
-function pytorchLayout(spec: ParamSpec, values: Float32Array, flattenChannels: number | null): { shape: number[]; values: Float32Array } {
-  const index = pytorchIndex(spec, flattenChannels);
-  const out = new Float32Array(index.length);
-  for (let i = 0; i < index.length; i++) out[index[i]!] = values[i]!;
-  return { shape: pytorchShape(spec), values: out };
 }

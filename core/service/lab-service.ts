@@ -60,7 +60,7 @@ import { readOnnxModel } from '../formats/onnx';
 import { networkFromOnnxGraph } from '../formats/onnx-network';
 import { readOpenLthExperiment } from '../formats/open-lth';
 import { modelInput, predictLogits } from '../formats/predict';
-import { type WeightLayout, type ZooMatch, layoutOf, matchZooArchitecture, toPytorchTensors } from '../formats/zoo-match';
+import { type KernelLayout, type WeightLayout, type ZooMatch, layoutOf, matchZooArchitecture, toPytorchTensors } from '../formats/zoo-match';
 import type { ModelFileContents } from '../formats/model-format';
 import { npzBytes, safetensorsBytes, writeFileAtomically } from '../formats/writers';
 import { ptStateDictBytes } from '../formats/pt-writer';
@@ -787,12 +787,19 @@ export class LabService implements LabApi {
     if (!store) throw new NotFoundError('ticket', params.ticket);
     const ticket = store.getTicket(store.resolveTicketId(params.ticket));
     const run = store.getRun(ticket.runId);
-    // The parameter specs the run trained, as stored with its model, and an imported model's own tensor names.
-    const { params: specs, sourceNames } = store.getModel(run.modelId).spec as { params: ParamSpec[]; sourceNames?: Record<string, string> };
-    const names = sourceNames ? { sourceNames } : {};
+    // The parameter specs the run trained, as stored with its model, and an imported model's own tensor names and layouts.
+    const model = store.getModel(run.modelId).spec as {
+      params: ParamSpec[]; inputShape: number[]; sourceNames?: Record<string, string>; kernelLayouts?: Record<string, KernelLayout>;
+    };
+    const specs = model.params;
+    const layout = {
+      inputChannels: model.inputShape[2]!,
+      ...(model.sourceNames ? { sourceNames: model.sourceNames } : {}),
+      ...(model.kernelLayouts ? { kernelLayouts: model.kernelLayouts } : {}),
+    };
     const masks = store.getMasks(ticket.id).map((m) => ({ name: m.name, values: Float32Array.from(m.bits) }));
-    const tensors = toPytorchTensors(specs, masks, { ...names, maskSuffix: true });
-    if (params.weights && ticket.finalWeights) tensors.push(...toPytorchTensors(specs, store.getWeights(ticket.finalWeights), names));
+    const tensors = toPytorchTensors(specs, masks, { ...layout, maskSuffix: true });
+    if (params.weights && ticket.finalWeights) tensors.push(...toPytorchTensors(specs, store.getWeights(ticket.finalWeights), layout));
     // What a script needs to evaluate the ticket as Ticket Lab did: the input shape and the pixel normalisation.
     const data = store.getDataset(run.datasetId).spec as { imageShape?: number[]; normalization?: { mean: number; std: number } };
     const metadata = {
@@ -865,6 +872,7 @@ function importedModelSpec(name: string, fileName: string, format: string, match
   return {
     title: `${name} (${match.arch.id}, imported from ${format})`, name, fileName, format,
     inputShape: match.inputShape, numClasses: match.numClasses, params: match.specs, sourceNames: match.sourceNames, matchedBy: match.matchedBy,
+    ...(match.kernelLayouts ? { kernelLayouts: match.kernelLayouts } : {}),
     // A network built from a file's graph is no zoo id: its layers are kept with the model.
     ...(match.matchedBy === 'graph' ? { arch: match.arch } : {}),
   };

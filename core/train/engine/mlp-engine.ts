@@ -25,7 +25,8 @@ export interface MlpLayer {
 
 /** The dense layers of a fully connected architecture, or null if it has layers this engine does not run. */
 export function mlpLayers(arch: Architecture, specs: readonly ParamSpec[]): MlpLayer[] | null {
-  if (arch.layers.some((l) => l.kind === 'conv2d' || l.kind === 'maxpool')) return null;
+  // Dense layers and flattens only: any other layer would be skipped, not run.
+  if (arch.layers.some((l) => l.kind !== 'dense' && l.kind !== 'flatten')) return null;
   const layers: MlpLayer[] = [];
   for (const layer of arch.layers) {
     if (layer.kind !== 'dense') continue;

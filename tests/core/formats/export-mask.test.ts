@@ -16,12 +16,12 @@ describe('export-mask', () => {
   it('writes PyTorch layouts that read back to the zoo tensors exactly (Conv-2: conv kernels, and the dense layer after the flatten)', () => {
     const specs = paramSpecs(architecture('conv-2'), [8, 8, 1], 10);
     const weights = initWeights(specs, 3);
-    const back = matchZooArchitecture(toPytorchTensors(specs, weights).map((t) => ({ ...t, dtype: 'float32' as const })), 'pytorch')!;
+    const back = matchZooArchitecture(toPytorchTensors(specs, weights, { inputChannels: 1 }).map((t) => ({ ...t, dtype: 'float32' as const })), 'pytorch')!;
     expect(back.arch.id).toBe('conv-2');
     expect(back.matchedBy).toBe('names');
     for (const [i, w] of weights.entries()) expect(back.weights[i]!.values).toEqual(w.values);
     const kernels = weights.filter((w) => specs.find((s) => s.name === w.name)!.prunable);
-    const names = toPytorchTensors(specs, kernels, { maskSuffix: true }).map((t) => [t.name, t.shape]);
+    const names = toPytorchTensors(specs, kernels, { inputChannels: 1, maskSuffix: true }).map((t) => [t.name, t.shape]);
     expect(names).toEqual([['conv1.weight_mask', [64, 1, 3, 3]], ['conv2.weight_mask', [64, 64, 3, 3]], ['fc1.weight_mask', [256, 1024]], ['fc2.weight_mask', [256, 256]], ['fc3.weight_mask', [10, 256]]]);
   });
 

@@ -186,10 +186,10 @@ describe('networks built from ONNX graphs that torch.onnx.export wrote', () => {
     expect(logitsOf({ ...match, arch }, inputOf(name))).toEqual(logitsOf(match, inputOf(name)));
   });
 
-  it.each(['mlp', 'lenet5', 'convbn', 'resnet'] as const)('%s: the weights go back to the file\'s names and layouts exactly (how masks are exported)', (name) => {
+  it.each(['mlp', 'affine', 'lenet5', 'convbn', 'resnet'] as const)('%s: the weights go back to the file\'s names and layouts exactly (how masks are exported)', (name) => {
     const { path, model } = fixture(name);
     const match = networkFromOnnxGraph(model, path);
-    const back = toPytorchTensors(match.specs, match.weights, { sourceNames: match.sourceNames });
+    const back = toPytorchTensors(match.specs, match.weights, { inputChannels: match.inputShape[2], sourceNames: match.sourceNames, ...(match.kernelLayouts ? { kernelLayouts: match.kernelLayouts } : {}) });
     expect(back.map((t) => t.name).sort()).toEqual(model.graph.initializerNames.slice().sort());
     for (const t of back) {
       const file = initializer(model, t.name);
