@@ -15,6 +15,8 @@ import {
   type ImportModelReport,
   ImportRunsRequest,
   type ImportRunsReport,
+  KeysRequest,
+  type KeysReport,
   ListRunsRequest,
   ListTicketsRequest,
   SearchImpRequest,
@@ -85,6 +87,8 @@ export interface LabApi {
   importModel(request: ImportModelRequest): Promise<ImportModelReport>;
   /** An open_lth experiment folder as runs: per replicate, one IMP run whose levels are a lineage of tickets. */
   importRuns(request: ImportRunsRequest): Promise<ImportRunsReport>;
+  /** The owner's ECDSA P-256 key (made with `create`, or by a first claim) and the public keys the store knows. */
+  keys(request: KeysRequest): Promise<KeysReport>;
 }
 
 /** Every method with the validator of its request: the list transports are built from. */
@@ -109,6 +113,7 @@ export const LAB_API_METHODS = {
   exportMask: ExportMaskRequest,
   importModel: ImportModelRequest,
   importRuns: ImportRunsRequest,
+  keys: KeysRequest,
 } satisfies { [K in keyof LabApi]: z.ZodType };
 
 export type LabApiMethod = keyof typeof LAB_API_METHODS;

@@ -358,6 +358,28 @@ export interface ImportModelReport {
   parameters: number;
 }
 
+/** The owner's signing key and the public keys the store knows; `create` makes the owner key if there is none. */
+export const KeysRequest = z.object({ create: z.boolean().default(false) }).strict();
+export type KeysRequest = z.input<typeof KeysRequest>;
+
+export interface KeyReport {
+  /** Hex SHA-256 of the public key (SubjectPublicKeyInfo DER). */
+  fingerprint: string;
+  algorithm: string;
+  publicKeyPem: string;
+  label: string | null;
+  own: boolean;
+}
+
+export interface KeysReport {
+  /** This user's key: its private half in `path` (mode 0600), never in the database; null when none was made yet. */
+  owner: (KeyReport & { path: string; created: boolean }) | null;
+  /** Where the owner key is or will be. */
+  ownerKeyPath: string;
+  /** Every public key in the store, the owner's included. */
+  keys: KeyReport[];
+}
+
 /** An open_lth experiment folder (its root, or one lottery_<hash> folder) into the store, one run per replicate. */
 export const ImportRunsRequest = z.object({ path: z.string().min(1, 'an open_lth experiment folder is required') }).strict();
 export type ImportRunsRequest = z.input<typeof ImportRunsRequest>;

@@ -1,7 +1,7 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
-import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
 
@@ -424,6 +424,16 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, request, [path]) {
       const report = await ctx.api.importRuns({ ...request, path: path! } as ImportRunsRequest);
       ctx.out(ctx.json ? JSON.stringify(report, null, 2) : importRunsText(report));
+    },
+  },
+  {
+    name: 'keys',
+    summary: "the owner's signing key (ECDSA P-256; its private half in a 0600 file, never in the database) and the public keys the store knows",
+    positionals: [],
+    options: [{ flag: 'create', kind: 'boolean', sets: true, help: 'make the owner key now if there is none (a first claim makes it too)' }],
+    async run(ctx, request) {
+      const report = await ctx.api.keys(request as KeysRequest);
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : keysText(report));
     },
   },
   {

@@ -1,5 +1,5 @@
 // Human-readable output of the CLI: aligned tables and small numbers formatted the same way everywhere.
-import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, EvaluateReport, ImportRunsReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
+import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, EvaluateReport, ImportRunsReport, KeysReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
 
 export function pct(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(digits)}%`;
@@ -200,6 +200,18 @@ export function doctorText(report: DoctorReport): string {
   for (const note of chosen.notes) lines.push(`  passed over: ${note}`);
   for (const warning of chosen.warnings) lines.push(`  warning: ${warning}`);
   lines.push(`  versions: ${Object.entries(report.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  return lines.join('\n');
+}
+
+export function keysText(r: KeysReport): string {
+  const lines = [
+    r.owner
+      ? `owner key ${r.owner.fingerprint.slice(0, 16)}… (${r.owner.algorithm}), private key in ${r.owner.path}${r.owner.created ? ' (made now)' : ''}`
+      : `no owner key yet: \`ticket-lab keys --create\` makes one at ${r.ownerKeyPath} (a first claim makes it too)`,
+  ];
+  if (r.keys.length > 0) {
+    lines.push('', table(['fingerprint', 'algorithm', 'label', 'own'], r.keys.map((k) => [k.fingerprint.slice(0, 16), k.algorithm, k.label ?? '', k.own ? 'yes' : ''])));
+  }
   return lines.join('\n');
 }
 

@@ -6,7 +6,7 @@ import type { SearchProgress } from '../api/schemas';
 import { BACKEND_CHOICES } from '../compute/backend';
 import { softwareVersions } from '../compute/versions';
 import { LabService } from '../service/lab-service';
-import { defaultDbPath } from '../store/default-path';
+import { defaultDbPath, defaultOwnerKeyPath } from '../store/default-path';
 import { COMMANDS, type CommandDef, type OptionDef } from './commands';
 import { ProgressLine } from './progress-line';
 
@@ -182,7 +182,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
 
     const json = values.json === true;
-    service = new LabService({ dbPath: (values.db as string | undefined) ?? defaultDbPath(io.env) });
+    service = new LabService({ dbPath: (values.db as string | undefined) ?? defaultDbPath(io.env), ownerKeyPath: defaultOwnerKeyPath(io.env) });
     if (command.long) {
       progressLine = new ProgressLine(io.stderr, io.stderr.isTTY === true);
       process.on('SIGINT', onSignal);

@@ -2,7 +2,7 @@
 // Order in every command: validate, load what is needed, and only then open the database for
 // writing, so a bad request or missing dataset writes nothing.
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { z } from 'zod';
 import { CancelledError, InvalidRequestError, NotFoundError } from '../api/errors';
@@ -14,6 +14,7 @@ import {
   ExportMaskRequest,
   ImportModelRequest,
   ImportRunsRequest,
+  KeysRequest,
   InspectModelFileRequest,
   ListRunsRequest,
   PredictRequest,
@@ -40,6 +41,7 @@ import {
   type ExportMaskReport,
   type ImportModelReport,
   type ImportRunsReport,
+  type KeysReport,
   type MatchedArchitecture,
   type ModelFileReport,
   type PredictReport,
@@ -82,11 +84,15 @@ import { closeStackWorkers } from '../train/stack-workers';
 import { type TrainResult, type TrainSchedule, evaluateWeights } from '../train/train';
 import { type ModelRecord, type NewTicket, LabStore, type RunRecord, type TicketRecord } from '../store/lab-store';
 import { SCHEMA_VERSION } from '../store/migrations';
+import { loadOrCreateOwnerKey } from '../ownership/keys';
+import { defaultOwnerKeyPath } from '../store/default-path';
 import { planOpenLthRuns } from './open-lth-runs';
 import { ProgressTracker } from './progress';
 
 export interface LabServiceOptions {
   dbPath: string;
+  /** The owner's private key file (default: owner-key.pem in the data folder, or TICKET_LAB_KEY). */
+  ownerKeyPath?: string;
 }
 
 /** Parses a request with its schema; a failure is an InvalidRequestError naming each bad field. */
@@ -747,6 +753,20 @@ export class LabService implements LabApi {
     const parameters = match.specs.filter((s) => s.trainable).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
     const storedName = created ? name : String((store.getModel(id).spec as { name?: unknown }).name ?? name);
     return { id, name: storedName, created, format: contents.format, sourceDigest, architecture: matchedArchitecture(match), parameters };
+  }
+
+  async keys(request: z.input<typeof KeysRequest>): Promise<KeysReport> {
+    const params = parseRequest(KeysRequest, request);
+    const path = this.options.ownerKeyPath ?? defaultOwnerKeyPath();
+    let owner: KeysReport['owner'] = null;
+    if (params.create || existsSync(path)) {
+      const key = loadOrCreateOwnerKey(path);
+      // The public half only: the private key stays in its file.
+      this.openStore(true)!.putKey({ fingerprint: key.fingerprint, algorithm: key.algorithm, publicKeyPem: key.publicKeyPem, label: 'owner', own: true });
+      owner = { fingerprint: key.fingerprint, algorithm: key.algorithm, publicKeyPem: key.publicKeyPem, label: 'owner', own: true, path, created: key.created };
+    }
+    const store = this.openStore(false);
+    return { owner, ownerKeyPath: path, keys: store ? store.listKeys().map(({ createdAt: _, ...key }) => key) : [] };
   }
 
   async importRuns(request: z.input<typeof ImportRunsRequest>): Promise<ImportRunsReport> {

@@ -17,3 +17,8 @@ export function defaultDbPath(env: NodeJS.ProcessEnv = process.env): string {
 export function defaultDatasetCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return env.TICKET_LAB_CACHE_DIR || join(defaultDataDir(env), 'dataset-cache');
 }
+
+/** The owner's private signing key (ownership claims, signed bundles): one per user, not per database. */
+export function defaultOwnerKeyPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.TICKET_LAB_KEY || join(defaultDataDir(env), 'owner-key.pem');
+}

@@ -85,6 +85,15 @@ export interface NewTicket {
   finalWeights: WeightSet | null;
 }
 
+export interface KeyRecord {
+  fingerprint: string;
+  algorithm: string;
+  publicKeyPem: string;
+  label: string | null;
+  /** This user's own key (its private half is in the owner key file), not one imported with a bundle. */
+  own: boolean;
+}
+
 export interface TicketFilter {
   runId?: string | undefined;
   architecture?: string | undefined;
@@ -403,6 +412,22 @@ export class LabStore {
       this.finishRun(runId, 'completed');
       return { runId, created: true };
     });
+  }
+
+  /** Records a public key (never a private one: the table has no column for it); once per fingerprint. */
+  putKey(key: KeyRecord): void {
+    this.write(() => {
+      this.db
+        .prepare('INSERT INTO keys (fingerprint, algorithm, public_key_pem, label, own, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET own = max(own, excluded.own)')
+        .run(key.fingerprint, key.algorithm, key.publicKeyPem, key.label, key.own ? 1 : 0, now());
+    });
+  }
+
+  listKeys(): Array<KeyRecord & { createdAt: string }> {
+    const rows = this.db.prepare('SELECT fingerprint, algorithm, public_key_pem, label, own, created_at FROM keys ORDER BY created_at').all() as Array<{
+      fingerprint: string; algorithm: string; public_key_pem: string; label: string | null; own: number; created_at: string;
+    }>;
+    return rows.map((r) => ({ fingerprint: r.fingerprint, algorithm: r.algorithm, publicKeyPem: r.public_key_pem, label: r.label, own: r.own === 1, createdAt: r.created_at }));
   }
 
   /** A full id, or a unique prefix of one (like git). */
