@@ -17,6 +17,10 @@ import {
   type ImportRunsReport,
   KeysRequest,
   type KeysReport,
+  ClaimRequest,
+  type ClaimReport,
+  VerifyRequest,
+  type VerifyReport,
   ListRunsRequest,
   ListTicketsRequest,
   SearchImpRequest,
@@ -89,6 +93,10 @@ export interface LabApi {
   importRuns(request: ImportRunsRequest): Promise<ImportRunsReport>;
   /** The owner's ECDSA P-256 key (made with `create`, or by a first claim) and the public keys the store knows. */
   keys(request: KeysRequest): Promise<KeysReport>;
+  /** Claims a ticket: the owner's graph signature in its mask and/or a trigger set trained in; the claimed ticket is a child, retrained. */
+  claim(request: ClaimRequest, options?: CallOptions): Promise<ClaimReport>;
+  /** A suspect (ticket or model file) against one claim or all: a verdict per scheme with score, threshold, p-value and evidence, stored. */
+  verify(request: VerifyRequest): Promise<VerifyReport>;
 }
 
 /** Every method with the validator of its request: the list transports are built from. */
@@ -114,6 +122,8 @@ export const LAB_API_METHODS = {
   importModel: ImportModelRequest,
   importRuns: ImportRunsRequest,
   keys: KeysRequest,
+  claim: ClaimRequest,
+  verify: VerifyRequest,
 } satisfies { [K in keyof LabApi]: z.ZodType };
 
 export type LabApiMethod = keyof typeof LAB_API_METHODS;

@@ -358,6 +358,78 @@ export interface ImportModelReport {
   parameters: number;
 }
 
+/** Claims a stored ticket: the owner's signature in its mask topology and/or a trigger set trained into it. */
+export const ClaimRequest = z
+  .object({
+    ticket: Id,
+    /** The white-box graph signature (default on). */
+    graph: z.boolean().default(true),
+    /** The black-box trigger set (default off: it needs retraining). */
+    trigger: z.boolean().default(false),
+    /** Retrain the claimed ticket from its run's rewind point, as the paper does (default on; triggers need it). */
+    retrain: z.boolean().default(true),
+    /** Training steps of the retraining (default: the run's). */
+    iterations: PositiveInt.optional(),
+    falsePositiveRate: z.number().gt(0).lt(1).default(1e-6),
+    dataDir: z.string().min(1).optional(),
+    backend: BackendChoice.default('auto'),
+  })
+  .strict()
+  .refine((v) => v.graph || v.trigger, { message: 'a claim embeds a graph signature, a trigger set, or both', path: ['graph'] })
+  .refine((v) => v.retrain || !v.trigger, { message: 'a trigger set is trained in: it needs retraining (leave --no-retrain out)', path: ['retrain'] });
+export type ClaimRequest = z.input<typeof ClaimRequest>;
+
+/** One scheme's verdict: never a bare yes or no. */
+export interface VerdictReport {
+  claim: string;
+  scheme: 'graph-signature' | 'trigger-set';
+  verdict: 'verified' | 'not verified' | 'not comparable';
+  /** Bits or trigger labels matched; null when not comparable. */
+  score: number | null;
+  /** Of how many. */
+  n: number | null;
+  /** The fewest matches that verify at the false-positive rate. */
+  threshold: number | null;
+  falsePositiveRate: number;
+  /** The chance of at least this score by a suspect not derived from the claim. */
+  pValue: number | null;
+  evidence: Record<string, unknown>;
+  /** The stored verification's id. */
+  id: string;
+}
+
+export interface ClaimReport {
+  original: TicketSummary;
+  /** The claimed ticket: a child of the original carrying the claim. */
+  ticket: TicketSummary;
+  keyFingerprint: string;
+  claims: Array<{ id: string; kind: 'graph-signature' | 'trigger-set'; commitment: string }>;
+  /** Mask entries the signature changed (every layer keeps its count), or null without one. */
+  edits: { layer: string; changed: number; bitOn: number; bitOff: number; repair: Record<string, number> } | null;
+  testAccuracy: { before: number | null; after: number | null };
+  /** The claims checked on the claimed ticket itself. */
+  verdicts: VerdictReport[];
+  backend: BackendReport;
+}
+
+/** Checks a suspect (a stored ticket, or a model file) against one claim or every claim in the store. */
+export const VerifyRequest = z
+  .object({
+    /** A ticket id, or a model file (its mask is where its weights are non-zero). */
+    suspect: z.string().min(1, 'a suspect ticket id or model file is required'),
+    claim: Id.optional(),
+    falsePositiveRate: z.number().gt(0).lt(1).optional(),
+    backend: BackendChoice.default('auto'),
+  })
+  .strict();
+export type VerifyRequest = z.input<typeof VerifyRequest>;
+
+export interface VerifyReport {
+  /** `ticket tk_…` or the file's path and SHA-256. */
+  suspect: { kind: 'ticket' | 'file'; id: string; digest: string | null; model: string };
+  verdicts: VerdictReport[];
+}
+
 /** The owner's signing key and the public keys the store knows; `create` makes the owner key if there is none. */
 export const KeysRequest = z.object({ create: z.boolean().default(false) }).strict();
 export type KeysRequest = z.input<typeof KeysRequest>;

@@ -1,7 +1,7 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
-import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, claimText, verifyText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
 
@@ -424,6 +424,39 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, request, [path]) {
       const report = await ctx.api.importRuns({ ...request, path: path! } as ImportRunsRequest);
       ctx.out(ctx.json ? JSON.stringify(report, null, 2) : importRunsText(report));
+    },
+  },
+  {
+    name: 'claim',
+    summary: "claims a ticket with the owner's key: a graph signature in its mask topology and/or a trigger set, retrained from its rewind point; the claimed ticket is a child of it",
+    positionals: ['TICKET'],
+    long: true,
+    usesBackend: true,
+    options: [
+      { flag: 'no-graph', field: 'graph', kind: 'boolean', sets: false, help: 'no graph signature (then give --trigger)' },
+      { flag: 'trigger', kind: 'boolean', sets: true, help: 'also train a keyed trigger set into it (black-box verification)' },
+      { flag: 'no-retrain', field: 'retrain', kind: 'boolean', sets: false, help: 'keep the trained weights under the signed mask (no trigger set then)' },
+      { flag: 'iterations', kind: 'int', help: "retraining steps (default: the run's)" },
+      { flag: 'false-positive-rate', kind: 'number', help: 'the verdicts\' false-positive rate (default 1e-6)' },
+      TICKET_DATA_DIR_OPTION,
+    ],
+    async run(ctx, request, [ticket]) {
+      const report = await ctx.api.claim({ ...request, ticket: ticket! } as ClaimRequest, callOptions(ctx));
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : claimText(report));
+    },
+  },
+  {
+    name: 'verify',
+    summary: 'a suspect (a ticket id, or a model file: its mask where its weights are non-zero) against a claim, or every claim: a verdict per scheme with score, threshold and p-value, stored',
+    positionals: ['SUSPECT'],
+    usesBackend: true,
+    options: [
+      { flag: 'claim', kind: 'string', help: 'the claim (cl_…; default: every claim in the database)' },
+      { flag: 'false-positive-rate', kind: 'number', help: "the verdicts' false-positive rate (default: the claim's)" },
+    ],
+    async run(ctx, request, [suspect]) {
+      const report = await ctx.api.verify({ ...request, suspect: suspect! } as VerifyRequest);
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : verifyText(report));
     },
   },
   {

@@ -1,5 +1,5 @@
 // Human-readable output of the CLI: aligned tables and small numbers formatted the same way everywhere.
-import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, EvaluateReport, ImportRunsReport, KeysReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
+import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, ClaimReport, EvaluateReport, ImportRunsReport, KeysReport, VerdictReport, VerifyReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
 
 export function pct(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(digits)}%`;
@@ -201,6 +201,31 @@ export function doctorText(report: DoctorReport): string {
   for (const warning of chosen.warnings) lines.push(`  warning: ${warning}`);
   lines.push(`  versions: ${Object.entries(report.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   return lines.join('\n');
+}
+
+function verdictTable(verdicts: readonly VerdictReport[]): string {
+  const rows = verdicts.map((v) => [
+    v.claim, v.scheme, v.verdict, v.score === null ? '—' : `${v.score}/${v.n}`, v.threshold === null ? '—' : String(v.threshold),
+    v.pValue === null ? '—' : v.pValue.toExponential(2), v.falsePositiveRate.toExponential(0),
+    v.verdict === 'not comparable' ? String(v.evidence.reason ?? '') : '',
+  ]);
+  return table(['claim', 'scheme', 'verdict', 'matched', 'needs', 'p-value', 'FPR', 'why'], rows, [3, 4, 5]);
+}
+
+export function claimText(r: ClaimReport): string {
+  const e = r.edits;
+  return [
+    `${r.ticket.id}  claims ${r.original.id} with key ${r.keyFingerprint.slice(0, 16)}…: ${r.claims.map((c) => `${c.id} (${c.kind})`).join(', ')}`,
+    e ? `  signature in ${e.layer}: ${e.changed} mask entries changed (${e.bitOn} on, ${e.bitOff} off for the bits; the rest restore the layer's count)` : '',
+    `  test accuracy ${pct(r.testAccuracy.before)} before, ${pct(r.testAccuracy.after)} after (${r.backend.tfBackend})`,
+    '',
+    verdictTable(r.verdicts),
+  ].filter((line, i) => line !== '' || i === 3).join('\n');
+}
+
+export function verifyText(r: VerifyReport): string {
+  const what = r.suspect.kind === 'ticket' ? `ticket ${r.suspect.id}` : `${r.suspect.id} (${r.suspect.digest})`;
+  return [`${what}: ${r.suspect.model}`, '', verdictTable(r.verdicts)].join('\n');
 }
 
 export function keysText(r: KeysReport): string {

@@ -1,7 +1,7 @@
 // LabService: the one implementation of LabApi. Every front end (CLI, IPC, local server) calls it.
 // Order in every command: validate, load what is needed, and only then open the database for
 // writing, so a bad request or missing dataset writes nothing.
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { z } from 'zod';
@@ -15,6 +15,8 @@ import {
   ImportModelRequest,
   ImportRunsRequest,
   KeysRequest,
+  ClaimRequest,
+  VerifyRequest,
   InspectModelFileRequest,
   ListRunsRequest,
   PredictRequest,
@@ -42,6 +44,8 @@ import {
   type ImportModelReport,
   type ImportRunsReport,
   type KeysReport,
+  type ClaimReport,
+  type VerifyReport,
   type MatchedArchitecture,
   type ModelFileReport,
   type PredictReport,
@@ -81,10 +85,14 @@ import { type GradualOptions, gradualSchedule, parseGradualOptions, runGradual }
 import { type OneShotOutcome, type OneShotPlan, runOneShot } from '../pruning/oneshot';
 import { pruningStrategy } from '../pruning/registry';
 import { closeStackWorkers } from '../train/stack-workers';
-import { type TrainResult, type TrainSchedule, evaluateWeights } from '../train/train';
-import { type ModelRecord, type NewTicket, LabStore, type RunRecord, type TicketRecord } from '../store/lab-store';
+import { type TrainResult, type TrainSchedule, evaluateWeights, trainMasked } from '../train/train';
+import { type ClaimRecord, type ModelRecord, type NewTicket, LabStore, type RunRecord, type TicketRecord } from '../store/lab-store';
 import { SCHEMA_VERSION } from '../store/migrations';
-import { loadOrCreateOwnerKey } from '../ownership/keys';
+import { type SignatureEdits, type SignaturePlan, embedSignature, planSignature } from '../ownership/graph-signature';
+import { loadOrCreateOwnerKey, ownershipSecret } from '../ownership/keys';
+import { masksFromWeights } from '../ownership/mask-graph';
+import { makeTriggerSet, withTriggers } from '../ownership/trigger-set';
+import { type Suspect, checkClaim } from './ownership';
 import { defaultOwnerKeyPath } from '../store/default-path';
 import { planOpenLthRuns } from './open-lth-runs';
 import { ProgressTracker } from './progress';
@@ -755,9 +763,122 @@ export class LabService implements LabApi {
     return { id, name: storedName, created, format: contents.format, sourceDigest, architecture: matchedArchitecture(match), parameters };
   }
 
+  async claim(request: z.input<typeof ClaimRequest>, options: CallOptions = {}): Promise<ClaimReport> {
+    const params = parseRequest(ClaimRequest, request);
+    const { store, ticket, run, arch, specs, dataset } = this.ticketContext(params.ticket, params.dataDir);
+    if (!ticket.finalWeights) throw new InvalidRequestError(`Ticket ${ticket.id} has no stored trained weights to claim.`);
+    const keyPath = this.ownerKeyPath();
+    const key = loadOrCreateOwnerKey(keyPath);
+    store.putKey({ fingerprint: key.fingerprint, algorithm: key.algorithm, publicKeyPem: key.publicKeyPem, label: 'owner', own: true });
+    const secret = ownershipSecret(key);
+    // A fresh nonce per claim: two claims on one ticket carry unrelated bits and triggers.
+    const message = { fingerprint: key.fingerprint, ticketId: ticket.id, nonce: randomBytes(16).toString('hex') };
+    const trained = store.getWeights(ticket.finalWeights);
+
+    let masks = store.getMasks(ticket.id);
+    let plan: SignaturePlan | null = null;
+    let edits: SignatureEdits | null = null;
+    if (params.graph) {
+      plan = planSignature(specs, secret, message);
+      ({ masks, edits } = embedSignature(masks, plan, { seed: run.seed, weights: trained }));
+    }
+    const triggers = params.trigger ? makeTriggerSet(secret, message, { imageShape: dataset.imageShape, numClasses: dataset.numClasses }) : null;
+
+    const backend = await selectBackend(params.backend, { trainsConv: hasConv(arch) });
+    for (const warning of backend.warnings) options.onWarning?.(warning);
+    let finalWeights = trained;
+    let metrics: Record<string, unknown> = {};
+    let testAccuracy = ticket.testAccuracy;
+    let earlyStopIteration: number | null = null;
+    let curve: unknown[] = [];
+    if (params.retrain) {
+      // From the run's rewind point, as the ticket itself trained: revived entries take their rewind values (§9.2 step 6).
+      const start = store.getWeights(run.rewindWeights ?? ticket.startWeights ?? ticket.finalWeights);
+      const schedule = { ...storedSchedule(run), ...(params.iterations ? { iterations: params.iterations } : {}) };
+      const startIteration = Math.min(Number(run.hparams.rewindIteration ?? 0), schedule.iterations - 1);
+      const result = await trainMasked({
+        arch, specs, weights: start, masks, schedule, dataSeed: run.seed, startIteration, signal: options.signal,
+        dataset: triggers ? withTriggers(dataset, triggers, { batchSize: schedule.batchSize }) : dataset,
+        onProgress: (p) => options.onProgress?.(measureProgress(run.id, ticket.level, 'claim: retrain', p.iteration - startIteration, p.endIteration - startIteration, p)),
+      });
+      finalWeights = result.finalWeights;
+      metrics = trainMetrics(result);
+      testAccuracy = result.earlyStop.test.accuracy;
+      earlyStopIteration = result.earlyStop.iteration;
+      curve = result.curve;
+    } else {
+      const measured = await evaluateWeights(arch, specs, dataset, trained, masks);
+      metrics = { reported: 'final', final: { iteration: null, valLoss: measured.validation.loss, valAccuracy: measured.validation.accuracy, testLoss: measured.test.loss, testAccuracy: measured.test.accuracy } };
+      testAccuracy = measured.test.accuracy;
+    }
+    const claims: Array<Omit<ClaimRecord, 'id' | 'ticketId' | 'createdAt'>> = [];
+    if (plan && edits) {
+      const { switchedOn: _on, switchedOff: _off, ...editSummary } = edits;
+      claims.push({ kind: 'graph-signature', keyFingerprint: key.fingerprint, commitment: plan.bitsDigest, params: { plan, message, falsePositiveRate: params.falsePositiveRate, edits: editSummary } });
+    }
+    if (triggers) {
+      const shape = { imageShape: triggers.imageShape, numClasses: triggers.numClasses, count: triggers.count, normalization: dataset.normalization };
+      claims.push({ kind: 'trigger-set', keyFingerprint: key.fingerprint, commitment: triggers.commitment, params: { message, ...shape, falsePositiveRate: params.falsePositiveRate } });
+    }
+    const saved = store.saveClaim(run.id, {
+      parentId: ticket.id, level: ticket.level, method: 'claim', role: 'ticket', testAccuracy, earlyStopIteration,
+      metrics: { ...metrics, claim: { original: ticket.id, schemes: claims.map((c) => c.kind), retrained: params.retrain } },
+      curve, masks, startWeights: null, finalWeights,
+    }, claims);
+    const claimed = store.getTicket(saved.ticketId);
+    const suspect: Suspect = {
+      kind: 'ticket', id: claimed.id, digest: null, model: arch.id, arch, specs, weights: finalWeights, masks, inputShape: dataset.imageShape, numClasses: dataset.numClasses,
+    };
+    const verdicts = [];
+    for (const id of saved.claimIds) verdicts.push(await checkClaim(store, store.getClaim(id), suspect, { ownerKeyPath: keyPath }));
+    return {
+      original: toSummary(ticket), ticket: toSummary(claimed), keyFingerprint: key.fingerprint,
+      claims: saved.claimIds.map((id, i) => ({ id, kind: claims[i]!.kind, commitment: claims[i]!.commitment })),
+      edits: edits && { layer: edits.layer, changed: edits.changed, bitOn: edits.bitOn, bitOff: edits.bitOff, repair: edits.repair },
+      testAccuracy: { before: ticket.testAccuracy, after: testAccuracy }, verdicts, backend,
+    };
+  }
+
+  async verify(request: z.input<typeof VerifyRequest>): Promise<VerifyReport> {
+    const params = parseRequest(VerifyRequest, request);
+    const store = this.openStore(false);
+    if (!store) throw new NotFoundError('claim', params.claim ?? '(any)');
+    const claims = params.claim ? [store.getClaim(store.resolveClaimId(params.claim))] : store.listClaims();
+    if (claims.length === 0) throw new InvalidRequestError('There are no claims to verify against: `ticket-lab claim TICKET` makes one.');
+    const suspect = this.suspect(store, params.suspect);
+    await selectBackend(params.backend, { trainsConv: hasConv(suspect.arch) });
+    const verdicts = [];
+    for (const claim of claims) verdicts.push(await checkClaim(store, claim, suspect, { ownerKeyPath: this.ownerKeyPath(), falsePositiveRate: params.falsePositiveRate }));
+    return { suspect: { kind: suspect.kind, id: suspect.id, digest: suspect.digest, model: suspect.model }, verdicts };
+  }
+
+  /** A suspect as a network: a stored ticket (`tk_…`), else a model file, its mask where its weights are non-zero. */
+  private suspect(store: LabStore, target: string): Suspect {
+    if (/^tk_[0-9a-z]+$/.test(target)) {
+      const ticket = store.getTicket(store.resolveTicketId(target));
+      if (!ticket.finalWeights) throw new InvalidRequestError(`Ticket ${ticket.id} has no stored trained weights.`);
+      const model = store.getModel(store.getRun(ticket.runId).modelId);
+      const spec = model.spec as { params: ParamSpec[]; inputShape: number[]; numClasses: number };
+      return {
+        kind: 'ticket', id: ticket.id, digest: null, model: ticket.architecture, arch: modelArchitecture(model), specs: spec.params,
+        weights: store.getWeights(ticket.finalWeights), masks: store.getMasks(ticket.id), inputShape: spec.inputShape, numClasses: spec.numClasses,
+      };
+    }
+    const { match } = runnableModelFile(target);
+    const digest = `sha256:${createHash('sha256').update(readFileSync(target)).digest('hex')}`;
+    return {
+      kind: 'file', id: target, digest, model: match.arch.id, arch: match.arch, specs: match.specs, weights: match.weights,
+      masks: masksFromWeights(match.weights, match.specs), inputShape: match.inputShape, numClasses: match.numClasses,
+    };
+  }
+
+  private ownerKeyPath(): string {
+    return this.options.ownerKeyPath ?? defaultOwnerKeyPath();
+  }
+
   async keys(request: z.input<typeof KeysRequest>): Promise<KeysReport> {
     const params = parseRequest(KeysRequest, request);
-    const path = this.options.ownerKeyPath ?? defaultOwnerKeyPath();
+    const path = this.ownerKeyPath();
     let owner: KeysReport['owner'] = null;
     if (params.create || existsSync(path)) {
       const key = loadOrCreateOwnerKey(path);

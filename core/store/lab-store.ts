@@ -85,6 +85,48 @@ export interface NewTicket {
   finalWeights: WeightSet | null;
 }
 
+export interface ClaimRecord {
+  id: string;
+  /** The claimed ticket: the signed (and trigger-trained) one. */
+  ticketId: string;
+  kind: 'graph-signature' | 'trigger-set';
+  keyFingerprint: string | null;
+  /** Hex SHA-256 of what the claim fixes before release (the signature bits, the trigger set). */
+  commitment: string;
+  params: Record<string, unknown>;
+  createdAt: string;
+}
+
+interface ClaimRow {
+  id: string;
+  ticket_id: string;
+  kind: ClaimRecord['kind'];
+  key_fingerprint: string | null;
+  commitment: string;
+  params_json: string;
+  created_at: string;
+}
+
+function toClaim(row: ClaimRow): ClaimRecord {
+  return {
+    id: row.id, ticketId: row.ticket_id, kind: row.kind, keyFingerprint: row.key_fingerprint, commitment: row.commitment,
+    params: JSON.parse(row.params_json) as Record<string, unknown>, createdAt: row.created_at,
+  };
+}
+
+export interface VerificationRecord {
+  id: string;
+  claimId: string | null;
+  /** What was checked: a ticket id, or a file's SHA-256 (`sha256:…`). */
+  subject: string;
+  verdict: string;
+  score: number | null;
+  threshold: number | null;
+  pValue: number | null;
+  evidence: Record<string, unknown>;
+  createdAt: string;
+}
+
 export interface KeyRecord {
   fingerprint: string;
   algorithm: string;
@@ -122,7 +164,7 @@ export const WEIGHTS_DEFLATE_LEVEL = 1;
 const ID_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz'; // Crockford base32: no i, l, o, u
 
 /** Random ids, not counters: stores from many machines merge without collisions (DESIGN.md, Slurm). */
-export function newId(prefix: 'run' | 'tk'): string {
+export function newId(prefix: 'run' | 'tk' | 'cl' | 'vf'): string {
   const bytes = randomBytes(10);
   let out = '';
   for (const b of bytes) out += ID_ALPHABET[b & 31];
@@ -414,6 +456,59 @@ export class LabStore {
     });
   }
 
+  /**
+   * Stores an ownership claim: the claimed ticket (the original with the signature in its mask,
+   * retrained, a child of it in the same run) and one claim row per scheme, in one transaction.
+   */
+  saveClaim(runId: string, ticket: NewTicket, claims: ReadonlyArray<Omit<ClaimRecord, 'id' | 'ticketId' | 'createdAt'>>): { ticketId: string; claimIds: string[] } {
+    return this.write(() => {
+      const [ticketId] = this.saveLevel(runId, [ticket]) as [string];
+      const insert = this.db.prepare('INSERT INTO claims (id, ticket_id, kind, key_fingerprint, commitment, params_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      const claimIds = claims.map((claim) => {
+        const id = newId('cl');
+        insert.run(id, ticketId, claim.kind, claim.keyFingerprint, claim.commitment, JSON.stringify(claim.params), now());
+        return id;
+      });
+      return { ticketId, claimIds };
+    });
+  }
+
+  getClaim(id: string): ClaimRecord {
+    const row = this.db.prepare('SELECT * FROM claims WHERE id = ?').get(id) as ClaimRow | undefined;
+    if (!row) throw new NotFoundError('claim', id);
+    return toClaim(row);
+  }
+
+  listClaims(ticketId?: string): ClaimRecord[] {
+    const rows = (ticketId ? this.db.prepare('SELECT * FROM claims WHERE ticket_id = ? ORDER BY created_at').all(ticketId) : this.db.prepare('SELECT * FROM claims ORDER BY created_at').all()) as ClaimRow[];
+    return rows.map(toClaim);
+  }
+
+  resolveClaimId(idOrPrefix: string): string {
+    return this.resolveId('claims', 'claim', idOrPrefix);
+  }
+
+  /** Stores a verdict with its evidence; returns its id. */
+  saveVerification(verification: Omit<VerificationRecord, 'id' | 'createdAt'>): string {
+    const id = newId('vf');
+    this.write(() => {
+      this.db
+        .prepare('INSERT INTO verifications (id, claim_id, subject, verdict, score, threshold, p_value, evidence_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(id, verification.claimId, verification.subject, verification.verdict, verification.score, verification.threshold, verification.pValue, JSON.stringify(verification.evidence), now());
+    });
+    return id;
+  }
+
+  listVerifications(claimId: string): VerificationRecord[] {
+    const rows = this.db.prepare('SELECT * FROM verifications WHERE claim_id = ? ORDER BY created_at').all(claimId) as Array<{
+      id: string; claim_id: string | null; subject: string; verdict: string; score: number | null; threshold: number | null; p_value: number | null; evidence_json: string; created_at: string;
+    }>;
+    return rows.map((r) => ({
+      id: r.id, claimId: r.claim_id, subject: r.subject, verdict: r.verdict, score: r.score, threshold: r.threshold, pValue: r.p_value,
+      evidence: JSON.parse(r.evidence_json) as Record<string, unknown>, createdAt: r.created_at,
+    }));
+  }
+
   /** Records a public key (never a private one: the table has no column for it); once per fingerprint. */
   putKey(key: KeyRecord): void {
     this.write(() => {
@@ -443,8 +538,8 @@ export class LabStore {
     return this.resolveId('runs', 'run', idOrPrefix);
   }
 
-  private resolveId(table: 'tickets' | 'runs' | 'models', kind: string, idOrPrefix: string): string {
-    const looks = { tickets: 'tk_3f9k2m...', runs: 'run_3f9k2m...', models: 'md_6e3ae5...' }[table];
+  private resolveId(table: 'tickets' | 'runs' | 'models' | 'claims', kind: string, idOrPrefix: string): string {
+    const looks = { tickets: 'tk_3f9k2m...', runs: 'run_3f9k2m...', models: 'md_6e3ae5...', claims: 'cl_3f9k2m...' }[table];
     if (!/^[a-z0-9_]{1,40}$/.test(idOrPrefix)) throw new InvalidRequestError(`'${idOrPrefix}' is not a ${kind} id (ids look like ${looks}).`);
     const matches = (this.db.prepare(`SELECT id FROM ${table} WHERE id >= ? AND id < ? ORDER BY id LIMIT 5`).all(idOrPrefix, `${idOrPrefix}\uffff`) as Array<{ id: string }>).map((r) => r.id);
     if (matches.includes(idOrPrefix)) return idOrPrefix;

@@ -1,0 +1,85 @@
+// Claims and verdicts through the service: a ticket claimed with the owner's key (graph signature
+// and trigger set, retrained), then suspects checked against the claims: the claimed ticket, its
+// export as a file, the unclaimed original, a ticket of another seed, a network of another shape.
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { LabService } from '../../../core/service/lab-service';
+import { LabStore } from '../../../core/store/lab-store';
+import { useTempFolder } from '../../support/temp-folder';
+
+const temp = useTempFolder('ticket-lab-ownership-');
+const small = { model: 'lenet-300-100', dataset: 'mnist', sparsity: 0.9, iterations: 300, evalEvery: 100, validationSize: 500, backend: 'wasm' as const };
+
+describe('claim and verify', () => {
+  it('claims a ticket, verifies it and its exported file, and neither the original, another seed nor another network', async () => {
+    const dbPath = join(temp(), 'lab.db');
+    const ownerKeyPath = join(temp(), 'owner-key.pem');
+    const service = new LabService({ dbPath, ownerKeyPath });
+    try {
+      const owned = (await service.searchOneShot({ ...small, seed: 0 })).tickets.at(-1)!;
+      const other = (await service.searchOneShot({ ...small, seed: 1 })).tickets.at(-1)!;
+
+      const claim = await service.claim({ ticket: owned.id, trigger: true, iterations: 300, backend: 'wasm' });
+      expect(claim.ticket.parentId).toBe(owned.id);
+      expect(claim.ticket.method).toBe('claim');
+      // The signature moves entries within one layer: every layer keeps its count.
+      expect(claim.ticket.kept).toBe(owned.kept);
+      expect(claim.edits!.changed).toBeGreaterThan(0);
+      expect(claim.claims.map((c) => c.kind)).toEqual(['graph-signature', 'trigger-set']);
+      expect(claim.verdicts.map((v) => [v.scheme, v.verdict])).toEqual([['graph-signature', 'verified'], ['trigger-set', 'verified']]);
+      for (const v of claim.verdicts) expect(v.pValue!).toBeLessThan(1e-6);
+      expect(Math.abs(claim.testAccuracy.after! - claim.testAccuracy.before!)).toBeLessThan(0.03);
+
+      // The claimed ticket shipped as a file: its mask is where its weights are non-zero.
+      const file = join(temp(), 'shipped.safetensors');
+      await service.exportMask({ ticket: claim.ticket.id, format: 'safetensors', output: file });
+      const shipped = await service.verify({ suspect: file, backend: 'wasm' });
+      expect(shipped.suspect.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+      expect(shipped.verdicts.map((v) => v.verdict)).toEqual(['verified', 'verified']);
+
+      for (const innocent of [owned.id, other.id]) {
+        const report = await service.verify({ suspect: innocent, backend: 'wasm' });
+        expect(report.verdicts.map((v) => v.verdict), innocent).toEqual(['not verified', 'not verified']);
+        for (const v of report.verdicts) expect(v.pValue!).toBeGreaterThan(1e-3);
+      }
+
+      // Another network: no score, a reason.
+      const conv = await service.verify({ suspect: join(__dirname, '..', '..', 'fixtures', 'interop-torch2', 'mlp.pt'), claim: claim.claims[0]!.id, backend: 'wasm' });
+      expect(conv.verdicts[0]).toMatchObject({ verdict: 'not comparable', score: null, pValue: null });
+      expect(String(conv.verdicts[0]!.evidence.reason)).toMatch(/lenet-16-8.*fc2\.kernel \(300×100\)/);
+
+      // Every verdict is stored with its evidence.
+      const store = LabStore.open(dbPath, { create: false })!;
+      try {
+        const stored = store.listVerifications(claim.claims[0]!.id);
+        expect(stored.map((v) => v.verdict)).toEqual(['verified', 'verified', 'not verified', 'not verified', 'not comparable']);
+        expect(stored[1]!.subject).toBe(shipped.suspect.digest);
+        expect(stored[0]!.evidence).toMatchObject({ layer: 'fc2.kernel', size: 16 });
+      } finally {
+        store.close();
+      }
+    } finally {
+      service.close();
+    }
+  }, 120_000);
+
+  it('refuses to draw a trigger set with another key, saying which key made the claim', async () => {
+    const dbPath = join(temp(), 'lab2.db');
+    const owner = new LabService({ dbPath, ownerKeyPath: join(temp(), 'a.pem') });
+    let claimId: string;
+    let ticket: string;
+    try {
+      ticket = (await owner.searchOneShot({ ...small, seed: 0 })).tickets.at(-1)!.id;
+      claimId = (await owner.claim({ ticket, graph: false, trigger: true, iterations: 100, backend: 'wasm' })).claims[0]!.id;
+    } finally {
+      owner.close();
+    }
+    const stranger = new LabService({ dbPath, ownerKeyPath: join(temp(), 'b.pem') });
+    try {
+      await stranger.keys({ create: true });
+      await expect(stranger.verify({ suspect: ticket, claim: claimId, backend: 'wasm' })).rejects.toThrow(/was made with the key [0-9a-f]{16}…; the owner key here .* is [0-9a-f]{16}…/);
+    } finally {
+      stranger.close();
+    }
+  }, 60_000);
+});
