@@ -4,7 +4,7 @@
 //   node dist/bench/run-bench.js --quick    fewer steps and repetitions (under a minute or so)
 //   node dist/bench/run-bench.js --json     the same numbers as one JSON document on stdout
 //   --torch-threads N                       PyTorch's thread count (default 1, like TF.js wasm in Node)
-//   --sections a,b                          only these: stack, conv, resnet, throughput, imp, methods, masks, store, import (default all)
+//   --sections a,b                          only these: stack, conv, resnet, throughput, imp, methods, masks, store, import, ownership (default all)
 //   --backends webgpu,wasm --stacks 1,64,256 --torch-device cuda|cpu|none
 //                                           the stacked-training and conv sections: backends, stack sizes K
 //                                           (stack only), PyTorch's device
@@ -18,6 +18,7 @@ import { type ImpTimingPlan, impTable, measureImp } from './imp-timing';
 import { type MethodsPlan, measureMethods, methodsTable } from './methods-timing';
 import { lenetTicket } from './lenet-ticket';
 import { IMPORT_PLANS, importTable, measureImport } from './import-timing';
+import { measureOwnership, ownershipTable } from './ownership-timing';
 import { maskStorageTable, measureMaskStorage } from './mask-storage';
 import { seconds } from './stopwatch';
 import { measureStore, storeTable } from './store-timing';
@@ -81,7 +82,7 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
   },
 };
 
-const SECTIONS = ['stack', 'conv', 'resnet', 'throughput', 'imp', 'methods', 'masks', 'store', 'import'] as const;
+const SECTIONS = ['stack', 'conv', 'resnet', 'throughput', 'imp', 'methods', 'masks', 'store', 'import', 'ownership'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -94,7 +95,7 @@ interface Options {
   torchDevice: string | null;
 }
 
-const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,conv,resnet,throughput,imp,methods,masks,store,import] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
+const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,conv,resnet,throughput,imp,methods,masks,store,import,ownership] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
 
 function list(value: string | undefined, flag: string): string[] {
   if (!value) throw new UsageError(`${flag} needs a value (${USAGE})`);
@@ -229,10 +230,14 @@ async function main(): Promise<void> {
   const imports = wants('import') ? measureImport(IMPORT_PLANS[mode], SEED, log) : undefined;
   if (imports) show(importTable(imports));
 
+  const ownershipRepetitions = mode === 'quick' ? 3 : 20;
+  const ownership = wants('ownership') ? await measureOwnership(ownershipRepetitions, SEED, log) : undefined;
+  if (ownership) show(ownershipTable(ownership, ownershipRepetitions));
+
   const totalSeconds = seconds(began);
   if (options.json) {
     // JSON has no NaN or Infinity: JSON.stringify writes them as null (a ratio with no bound, say).
-    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, conv, resnet, training: throughput, torch, imp, methods, masks, store, imports }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, conv, resnet, training: throughput, torch, imp, methods, masks, store, imports, ownership }, null, 2)}\n`);
   } else {
     process.stdout.write(`\nTotal ${fixed(totalSeconds, 1)} s.\n`);
   }
