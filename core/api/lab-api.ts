@@ -21,6 +21,8 @@ import {
   type ClaimReport,
   VerifyRequest,
   type VerifyReport,
+  AttackRequest,
+  type AttackReport,
   ListRunsRequest,
   ListTicketsRequest,
   SearchImpRequest,
@@ -97,6 +99,8 @@ export interface LabApi {
   claim(request: ClaimRequest, options?: CallOptions): Promise<ClaimReport>;
   /** A suspect (ticket or model file) against one claim or all: a verdict per scheme with score, threshold, p-value and evidence, stored. */
   verify(request: VerifyRequest): Promise<VerifyReport>;
+  /** Attacks one's own claim (fine-tuning, pruning, re-training, ambiguity, permutation) and checks every attacked network, verdicts stored. */
+  attack(request: AttackRequest, options?: CallOptions): Promise<AttackReport>;
 }
 
 /** Every method with the validator of its request: the list transports are built from. */
@@ -124,6 +128,7 @@ export const LAB_API_METHODS = {
   keys: KeysRequest,
   claim: ClaimRequest,
   verify: VerifyRequest,
+  attack: AttackRequest,
 } satisfies { [K in keyof LabApi]: z.ZodType };
 
 export type LabApiMethod = keyof typeof LAB_API_METHODS;

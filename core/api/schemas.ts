@@ -412,6 +412,44 @@ export interface ClaimReport {
   backend: BackendReport;
 }
 
+export const ATTACK_KINDS = ['finetune', 'prune', 'retrain', 'ambiguity', 'permute'] as const;
+
+/** Runs an attack family against one's own claim (ALGORITHMS.md 9.6): each attacked network checked against the claimed ticket's claims. */
+export const AttackRequest = z
+  .object({
+    claim: Id,
+    kind: z.enum(ATTACK_KINDS),
+    /** Training steps of fine-tuning and re-training (default: 20 epochs of fine-tuning, the run's length for re-training). */
+    iterations: PositiveInt.optional(),
+    /** Pruning: further fractions of the remaining weights (default 0.1, 0.2, 0.3, 0.4, 0.5). */
+    fractions: z.array(z.number().gt(0).max(0.9)).min(1).max(20).optional(),
+    seed: z.number().int().min(0).default(0),
+    dataDir: z.string().min(1).optional(),
+    backend: BackendChoice.default('auto'),
+  })
+  .strict();
+export type AttackRequest = z.input<typeof AttackRequest>;
+
+export interface AttackRow {
+  /** The attack and its strength, in words (`prune 30 % by magnitude`). */
+  attack: string;
+  description: Record<string, unknown>;
+  testAccuracy: number;
+  verdicts: VerdictReport[];
+  /** 9.6's rule: some verdict flipped to "not verified" while test accuracy stayed within 3 points of the claimed ticket's. */
+  succeeded: boolean;
+}
+
+export interface AttackReport {
+  /** The claims on the attacked ticket, each checked on every attacked network. */
+  claims: string[];
+  ticket: TicketSummary;
+  kind: (typeof ATTACK_KINDS)[number];
+  /** The claimed ticket itself, unattacked. */
+  baseline: { testAccuracy: number; verdicts: VerdictReport[] };
+  rows: AttackRow[];
+}
+
 /** Checks a suspect (a stored ticket, or a model file) against one claim or every claim in the store. */
 export const VerifyRequest = z
   .object({
@@ -426,7 +464,7 @@ export type VerifyRequest = z.input<typeof VerifyRequest>;
 
 export interface VerifyReport {
   /** `ticket tk_…` or the file's path and SHA-256. */
-  suspect: { kind: 'ticket' | 'file'; id: string; digest: string | null; model: string };
+  suspect: { kind: 'ticket' | 'file' | 'attack'; id: string; digest: string | null; model: string };
   verdicts: VerdictReport[];
 }
 

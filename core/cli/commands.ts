@@ -1,7 +1,7 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
-import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, claimText, verifyText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, AttackRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, claimText, verifyText, attackText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
 
@@ -457,6 +457,24 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, request, [suspect]) {
       const report = await ctx.api.verify({ ...request, suspect: suspect! } as VerifyRequest);
       ctx.out(ctx.json ? JSON.stringify(report, null, 2) : verifyText(report));
+    },
+  },
+  {
+    name: 'attack',
+    summary: "attacks one's own claim and checks every attacked network against the claimed ticket's claims: finetune, prune, retrain, ambiguity or permute",
+    positionals: ['CLAIM'],
+    long: true,
+    usesBackend: true,
+    options: [
+      { flag: 'kind', kind: 'string', help: 'finetune | prune | retrain | ambiguity | permute' },
+      { flag: 'iterations', kind: 'int', help: 'fine-tuning and re-training steps (default: 20 epochs of fine-tuning; the run\'s length for re-training)' },
+      { flag: 'fractions', kind: 'number-list', help: 'prune: further fractions of the remaining weights (default 0.1,0.2,0.3,0.4,0.5); ambiguity: fractions revived (default 0.1)' },
+      { flag: 'seed', kind: 'int', help: 'seeds the attacks\' random choices (default 0)' },
+      TICKET_DATA_DIR_OPTION,
+    ],
+    async run(ctx, request, [claim]) {
+      const report = await ctx.api.attack({ ...request, claim: claim! } as AttackRequest, callOptions(ctx));
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : attackText(report));
     },
   },
   {

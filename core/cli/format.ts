@@ -1,5 +1,5 @@
 // Human-readable output of the CLI: aligned tables and small numbers formatted the same way everywhere.
-import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, ClaimReport, EvaluateReport, ImportRunsReport, KeysReport, VerdictReport, VerifyReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
+import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, AttackReport, ClaimReport, EvaluateReport, ImportRunsReport, KeysReport, VerdictReport, VerifyReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
 
 export function pct(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(digits)}%`;
@@ -221,6 +221,23 @@ export function claimText(r: ClaimReport): string {
     '',
     verdictTable(r.verdicts),
   ].filter((line, i) => line !== '' || i === 3).join('\n');
+}
+
+export function attackText(r: AttackReport): string {
+  const schemes = [...new Set([...r.baseline.verdicts, ...r.rows.flatMap((row) => row.verdicts)].map((v) => v.scheme))];
+  const cell = (verdicts: readonly VerdictReport[], scheme: string) => {
+    const v = verdicts.find((x) => x.scheme === scheme);
+    return v ? `${v.verdict === 'verified' ? 'yes' : v.verdict === 'not verified' ? 'NO' : 'n/a'} ${v.score ?? '—'}/${v.n ?? '—'} p=${v.pValue === null ? '—' : v.pValue.toExponential(1)}` : '';
+  };
+  const rows = [
+    ['none (the claimed ticket)', pct(r.baseline.testAccuracy), ...schemes.map((s) => cell(r.baseline.verdicts, s)), ''],
+    ...r.rows.map((row) => [row.attack, pct(row.testAccuracy), ...schemes.map((s) => cell(row.verdicts, s)), row.succeeded ? 'ATTACK SUCCEEDS' : '']),
+  ];
+  return [
+    `${r.kind} attacks on ${r.ticket.id} (claims ${r.claims.join(', ')}): an attack succeeds where a verdict flips while test accuracy stays within 3 points`,
+    '',
+    table(['attack', 'test acc', ...schemes, ''], rows, [1]),
+  ].join('\n');
 }
 
 export function verifyText(r: VerifyReport): string {

@@ -17,6 +17,7 @@ import {
   KeysRequest,
   ClaimRequest,
   VerifyRequest,
+  AttackRequest,
   InspectModelFileRequest,
   ListRunsRequest,
   PredictRequest,
@@ -46,6 +47,7 @@ import {
   type KeysReport,
   type ClaimReport,
   type VerifyReport,
+  type AttackReport,
   type MatchedArchitecture,
   type ModelFileReport,
   type PredictReport,
@@ -85,14 +87,14 @@ import { type GradualOptions, gradualSchedule, parseGradualOptions, runGradual }
 import { type OneShotOutcome, type OneShotPlan, runOneShot } from '../pruning/oneshot';
 import { pruningStrategy } from '../pruning/registry';
 import { closeStackWorkers } from '../train/stack-workers';
-import { type TrainResult, type TrainSchedule, evaluateWeights, trainMasked } from '../train/train';
+import { type TrainProgress, type TrainResult, type TrainSchedule, evaluateWeights, trainMasked } from '../train/train';
 import { type ClaimRecord, type ModelRecord, type NewTicket, LabStore, type RunRecord, type TicketRecord } from '../store/lab-store';
 import { SCHEMA_VERSION } from '../store/migrations';
 import { type SignatureEdits, type SignaturePlan, embedSignature, planSignature } from '../ownership/graph-signature';
 import { loadOrCreateOwnerKey, ownershipSecret } from '../ownership/keys';
 import { masksFromWeights } from '../ownership/mask-graph';
 import { makeTriggerSet, withTriggers } from '../ownership/trigger-set';
-import { type Suspect, checkClaim } from './ownership';
+import { type Suspect, checkClaim, runAttacks } from './ownership';
 import { defaultOwnerKeyPath } from '../store/default-path';
 import { planOpenLthRuns } from './open-lth-runs';
 import { ProgressTracker } from './progress';
@@ -807,7 +809,10 @@ export class LabService implements LabApi {
       earlyStopIteration = result.earlyStop.iteration;
       curve = result.curve;
     } else {
-      const measured = await evaluateWeights(arch, specs, dataset, trained, masks);
+      // Without retraining, revived entries still take their rewind values (§9.2 step 6): a zero
+      // weight would be the first one further magnitude pruning removes, and the bit with it.
+      if (edits && run.rewindWeights) finalWeights = revived(trained, store.getWeights(run.rewindWeights), edits);
+      const measured = await evaluateWeights(arch, specs, dataset, finalWeights, masks);
       metrics = { reported: 'final', final: { iteration: null, valLoss: measured.validation.loss, valAccuracy: measured.validation.accuracy, testLoss: measured.test.loss, testAccuracy: measured.test.accuracy } };
       testAccuracy = measured.test.accuracy;
     }
@@ -850,6 +855,27 @@ export class LabService implements LabApi {
     const verdicts = [];
     for (const claim of claims) verdicts.push(await checkClaim(store, claim, suspect, { ownerKeyPath: this.ownerKeyPath(), falsePositiveRate: params.falsePositiveRate }));
     return { suspect: { kind: suspect.kind, id: suspect.id, digest: suspect.digest, model: suspect.model }, verdicts };
+  }
+
+  async attack(request: z.input<typeof AttackRequest>, options: CallOptions = {}): Promise<AttackReport> {
+    const params = parseRequest(AttackRequest, request);
+    const existing = this.openStore(false);
+    if (!existing) throw new NotFoundError('claim', params.claim);
+    const claim = existing.getClaim(existing.resolveClaimId(params.claim));
+    const { store, ticket, run, arch, specs, dataset } = this.ticketContext(claim.ticketId, params.dataDir);
+    if (!ticket.finalWeights) throw new InvalidRequestError(`Ticket ${ticket.id} has no stored trained weights to attack.`);
+    const backend = await selectBackend(params.backend, { trainsConv: hasConv(arch) });
+    for (const warning of backend.warnings) options.onWarning?.(warning);
+    const claims = store.listClaims(ticket.id);
+    const target = {
+      input: {
+        arch, specs, dataset, weights: store.getWeights(ticket.finalWeights), masks: store.getMasks(ticket.id), schedule: storedSchedule(run), seed: params.seed, signal: options.signal,
+        onProgress: (p: TrainProgress) => options.onProgress?.(measureProgress(run.id, ticket.level, `attack: ${params.kind}`, p.iteration - p.startIteration, p.endIteration - p.startIteration, p)),
+      },
+      claims, ticketId: ticket.id, model: arch.id, inputShape: dataset.imageShape, numClasses: dataset.numClasses, ownerKeyPath: this.ownerKeyPath(),
+    };
+    const result = await runAttacks(store, target, params.kind, { iterations: params.iterations, fractions: params.fractions });
+    return { claims: claims.map((c) => c.id), ticket: toSummary(ticket), kind: params.kind, ...result };
   }
 
   /** A suspect as a network: a stored ticket (`tk_…`), else a model file, its mask where its weights are non-zero. */
@@ -1017,6 +1043,17 @@ function importedModelSpec(name: string, fileName: string, format: string, match
     // A network built from a file's graph is no zoo id: its layers are kept with the model.
     ...(match.matchedBy === 'graph' ? { arch: match.arch } : {}),
   };
+}
+
+/** `trained` with the entries the signature switched on set to their rewind values. */
+function revived(trained: WeightSet, rewind: WeightSet, edits: SignatureEdits): WeightSet {
+  const from = rewind.find((w) => w.name === edits.layer)?.values;
+  return trained.map((w) => {
+    if (w.name !== edits.layer || !from) return w;
+    const values = Float32Array.from(w.values);
+    for (const entry of edits.switchedOn) values[entry] = from[entry]!;
+    return { ...w, values };
+  });
 }
 
 /** A stored model's network: the zoo's by id, or the one built from its file's graph, kept with it. */

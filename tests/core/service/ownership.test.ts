@@ -63,6 +63,36 @@ describe('claim and verify', () => {
     }
   }, 120_000);
 
+  it('attacks its own claim: the permutation is undone by alignment, light pruning and a forgery leave the owner verified', async () => {
+    const service = new LabService({ dbPath: join(temp(), 'lab3.db'), ownerKeyPath: join(temp(), 'owner3.pem') });
+    try {
+      const ticket = (await service.searchOneShot({ ...small, seed: 0 })).tickets.at(-1)!.id;
+      const claim = (await service.claim({ ticket, iterations: 300, backend: 'wasm' })).claims[0]!.id;
+
+      const permuted = await service.attack({ claim, kind: 'permute', backend: 'wasm' });
+      const [row] = permuted.rows;
+      expect(row!.testAccuracy).toBeCloseTo(permuted.baseline.testAccuracy, 6);
+      expect(row!.verdicts[0]).toMatchObject({ verdict: 'verified', score: 256 });
+      expect(row!.verdicts[0]!.evidence.scored).toBe('aligned to the claimed ticket');
+      // As it is, the permuted mask is a stranger's: the alignment is what finds the owner.
+      expect((row!.verdicts[0]!.evidence.asIs as { matches: number }).matches).toBeLessThan(167);
+      expect(row!.succeeded).toBe(false);
+
+      const pruned = await service.attack({ claim, kind: 'prune', fractions: [0.1, 0.5], backend: 'wasm' });
+      // +10 % keeps the owner verified; +50 % wears the signature down (whether below the threshold depends on the ticket: docs/results/ownership.md).
+      expect(pruned.rows[0]!.verdicts[0]!.verdict).toBe('verified');
+      expect(pruned.rows[1]!.verdicts[0]!.score!).toBeLessThan(pruned.rows[0]!.verdicts[0]!.score!);
+
+      const ambiguity = await service.attack({ claim, kind: 'ambiguity', backend: 'wasm' });
+      const forged = ambiguity.rows.find((r) => r.attack.startsWith('a forged signature'))!;
+      expect(forged.verdicts[0]!.verdict).toBe('verified');
+      expect(forged.description.forgedSignature).toMatchObject({ verified: true });
+      expect(ambiguity.rows.find((r) => r.attack.startsWith('a random-key claim'))!.succeeded).toBe(false);
+    } finally {
+      service.close();
+    }
+  }, 120_000);
+
   it('refuses to draw a trigger set with another key, saying which key made the claim', async () => {
     const dbPath = join(temp(), 'lab2.db');
     const owner = new LabService({ dbPath, ownerKeyPath: join(temp(), 'a.pem') });
