@@ -360,6 +360,13 @@ export function alignToReference(
   specs: readonly ParamSpec[],
   reference: { weights: WeightSet; masks: MaskSet },
   suspect: { weights: WeightSet; masks: MaskSet },
+  options: {
+    /**
+     * Reference entries the matching must not see (read as zero, weight and mask): a signature's
+     * window, so that the alignment cannot pull a stranger's mask towards the signature's bits.
+     */
+    blind?: { tensor: string; entries: readonly number[] };
+  } = {},
 ): Alignment {
   const graph = buildGroups(arch, specs);
   checkTensors(graph, specs, reference.weights, reference.masks, 'reference');
@@ -372,12 +379,22 @@ export function alignToReference(
     const sus = suspect.weights.find((t) => t.name === name)!;
     const refMask = mask(reference.masks, name);
     const susMask = mask(suspect.masks, name);
-    const refValues = effective(ref, refMask);
+    let refValues = effective(ref, refMask);
     const susValues = effective(sus, susMask);
+    const blind = options.blind?.tensor === name ? options.blind.entries : null;
+    if (blind) {
+      refValues = Float32Array.from(refValues);
+      for (const k of blind) refValues[k] = 0;
+    }
     const ones = () => new Uint8Array(ref.values.length).fill(1);
     // Two dense masks carry no evidence: skip their distances, the costliest part on wide layers.
     const pruned = (m: LayerMask | undefined) => m !== undefined && m.bits.includes(0);
-    const masks = pruned(refMask) || pruned(susMask) ? { ref: refMask?.bits ?? ones(), sus: susMask?.bits ?? ones() } : undefined;
+    let masks = pruned(refMask) || pruned(susMask) ? { ref: refMask?.bits ?? ones(), sus: susMask?.bits ?? ones() } : undefined;
+    if (masks && blind) {
+      const bits = Uint8Array.from(masks.ref);
+      for (const k of blind) bits[k] = 0;
+      masks = { ...masks, ref: bits };
+    }
     return [name, { refValues, susValues, scale: meanSquare(refValues) || meanSquare(susValues), masks }];
   }));
 

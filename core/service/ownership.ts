@@ -9,6 +9,7 @@ import { InvalidRequestError } from '../api/errors';
 import type { Architecture, ParamSpec } from '../models/architectures';
 import type { WeightSet } from '../models/weights';
 import { type SignaturePlan, verifySignature } from '../ownership/graph-signature';
+import { entryIndex, pairGeometry } from '../ownership/mask-graph';
 import { alignToReference, permuteHiddenUnits } from '../ownership/permutation';
 import { loadOwnerKey, ownershipSecret } from '../ownership/keys';
 import { makeTriggerSet, predictTriggers, type TriggerMessage, verifyTriggerSet } from '../ownership/trigger-set';
@@ -102,7 +103,14 @@ function alignedSignature(store: LabStore, claim: ClaimRecord, suspect: Suspect,
     return s.name === w.name && s.shape.join('×') === w.shape.join('×');
   });
   if (!sameShape) return null;
-  const aligned = alignToReference(suspect.arch, suspect.specs, reference, { weights: suspect.weights, masks: suspect.masks });
+  // Blind to the window: matched on everything but the signature's own entries, the aligned look
+  // stays a test of a mask chosen without the bits (its null distribution is the binomial one).
+  const geometry = pairGeometry(plan.shape);
+  const entries: number[] = [];
+  for (let p = 0; p < geometry.positions; p++) {
+    for (let o = plan.row; o < plan.row + plan.size; o++) for (let i = plan.col; i < plan.col + plan.size; i++) entries.push(entryIndex(geometry, p, i, o));
+  }
+  const aligned = alignToReference(suspect.arch, suspect.specs, reference, { weights: suspect.weights, masks: suspect.masks }, { blind: { tensor: plan.layer, entries } });
   return verifySignature(aligned.masks, plan, rate);
 }
 

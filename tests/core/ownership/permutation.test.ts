@@ -10,6 +10,7 @@ import { MaskedNetwork } from '../../../core/models/network';
 import { type WeightSet, initWeights } from '../../../core/models/weights';
 import { solveAssignment } from '../../../core/ownership/assignment';
 import { embedSignature, planSignature, verifySignature } from '../../../core/ownership/graph-signature';
+import { entryIndex, pairGeometry } from '../../../core/ownership/mask-graph';
 import { alignToReference, channelGroups, permuteHiddenUnits } from '../../../core/ownership/permutation';
 import { denseMasks } from '../../../core/pruning/imp';
 import { type MaskSet, countKept } from '../../../core/pruning/mask';
@@ -145,6 +146,27 @@ describe.each(cases)('$id on $inputShape', ({ id, inputShape }) => {
     expect(moved.matches).toBeLessThan(170);
     const aligned = alignToReference(arch, specs, { weights, masks: signed }, stolen);
     expect(verifySignature(aligned.masks, plan)).toMatchObject({ verified: true, matches: 256 });
+  });
+
+  it('blind to the signature window, aligns a stranger the same whatever the reference holds there', () => {
+    const secret = new Uint8Array(32).map((_, i) => i * 5 + 3);
+    const plan = planSignature(specs, secret, { fingerprint: 'owner', ticketId: id, nonce: 'blind' });
+    const { masks: signed } = embedSignature(masks, plan, { seed: 3, weights });
+    const stranger = permuteHiddenUnits(arch, specs, randomWeights(specs, 99), randomMasks(specs, 0.6, 98), 5);
+    const geometry = pairGeometry(plan.shape);
+    const entries: number[] = [];
+    for (let p = 0; p < geometry.positions; p++) {
+      for (let o = plan.row; o < plan.row + plan.size; o++) for (let i = plan.col; i < plan.col + plan.size; i++) entries.push(entryIndex(geometry, p, i, o));
+    }
+    // The window's entries of the reference flipped: another signature, the same alignment.
+    const flipped = signed.map((m) => (m.name === plan.layer ? { ...m, bits: m.bits.map((b, k) => (entries.includes(k) ? 1 - b : b)) } : m));
+    const blind = { blind: { tensor: plan.layer, entries } };
+    const a = alignToReference(arch, specs, { weights, masks: signed }, stranger, blind);
+    const b = alignToReference(arch, specs, { weights, masks: flipped }, stranger, blind);
+    for (const [group, perm] of Object.entries(a.permutations)) expect([...b.permutations[group]!], group).toEqual([...perm]);
+    // Seeing the window, the alignment depends on it.
+    const seeing = alignToReference(arch, specs, { weights, masks: flipped }, stranger);
+    expect(Object.entries(a.permutations).some(([group, perm]) => perm.some((v, j) => v !== seeing.permutations[group]![j]))).toBe(true);
   });
 });
 
