@@ -35,6 +35,16 @@ export function entryIndex(g: PairGeometry, p: number, i: number, o: number): nu
   return (p * g.inputs + i) * g.outputs + o;
 }
 
+/** Flat indices of every kernel entry of the window's channel pairs (outputs row…row+size, inputs col…col+size). */
+export function windowEntries(shape: readonly number[], row: number, col: number, size: number): number[] {
+  const g = pairGeometry(shape);
+  const entries: number[] = [];
+  for (let p = 0; p < g.positions; p++) {
+    for (let o = row; o < row + size; o++) for (let i = col; i < col + size; i++) entries.push(entryIndex(g, p, i, o));
+  }
+  return entries;
+}
+
 /**
  * Kept entries per channel pair, indexed o·inputs + i (row = output, column = input, as A[o][i]).
  * A pair is an edge of the graph iff its count is positive.

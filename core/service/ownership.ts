@@ -9,7 +9,7 @@ import { InvalidRequestError } from '../api/errors';
 import type { Architecture, ParamSpec } from '../models/architectures';
 import type { WeightSet } from '../models/weights';
 import { type SignaturePlan, verifySignature } from '../ownership/graph-signature';
-import { entryIndex, pairGeometry } from '../ownership/mask-graph';
+import { windowEntries } from '../ownership/mask-graph';
 import { alignToReference, permuteHiddenUnits } from '../ownership/permutation';
 import { loadOwnerKey, ownershipSecret } from '../ownership/keys';
 import { makeTriggerSet, predictTriggers, type TriggerMessage, verifyTriggerSet } from '../ownership/trigger-set';
@@ -105,11 +105,7 @@ function alignedSignature(store: LabStore, claim: ClaimRecord, suspect: Suspect,
   if (!sameShape) return null;
   // Blind to the window: matched on everything but the signature's own entries, the aligned look
   // stays a test of a mask chosen without the bits (its null distribution is the binomial one).
-  const geometry = pairGeometry(plan.shape);
-  const entries: number[] = [];
-  for (let p = 0; p < geometry.positions; p++) {
-    for (let o = plan.row; o < plan.row + plan.size; o++) for (let i = plan.col; i < plan.col + plan.size; i++) entries.push(entryIndex(geometry, p, i, o));
-  }
+  const entries = windowEntries(plan.shape, plan.row, plan.col, plan.size);
   const aligned = alignToReference(suspect.arch, suspect.specs, reference, { weights: suspect.weights, masks: suspect.masks }, { blind: { tensor: plan.layer, entries } });
   return verifySignature(aligned.masks, plan, rate);
 }

@@ -10,7 +10,7 @@ import { MaskedNetwork } from '../../../core/models/network';
 import { type WeightSet, initWeights } from '../../../core/models/weights';
 import { solveAssignment } from '../../../core/ownership/assignment';
 import { embedSignature, planSignature, verifySignature } from '../../../core/ownership/graph-signature';
-import { entryIndex, pairGeometry } from '../../../core/ownership/mask-graph';
+import { windowEntries } from '../../../core/ownership/mask-graph';
 import { alignToReference, channelGroups, permuteHiddenUnits } from '../../../core/ownership/permutation';
 import { denseMasks } from '../../../core/pruning/imp';
 import { type MaskSet, countKept } from '../../../core/pruning/mask';
@@ -153,11 +153,7 @@ describe.each(cases)('$id on $inputShape', ({ id, inputShape }) => {
     const plan = planSignature(specs, secret, { fingerprint: 'owner', ticketId: id, nonce: 'blind' });
     const { masks: signed } = embedSignature(masks, plan, { seed: 3, weights });
     const stranger = permuteHiddenUnits(arch, specs, randomWeights(specs, 99), randomMasks(specs, 0.6, 98), 5);
-    const geometry = pairGeometry(plan.shape);
-    const entries: number[] = [];
-    for (let p = 0; p < geometry.positions; p++) {
-      for (let o = plan.row; o < plan.row + plan.size; o++) for (let i = plan.col; i < plan.col + plan.size; i++) entries.push(entryIndex(geometry, p, i, o));
-    }
+    const entries = windowEntries(plan.shape, plan.row, plan.col, plan.size);
     // The window's entries of the reference flipped: another signature, the same alignment.
     const flipped = signed.map((m) => (m.name === plan.layer ? { ...m, bits: m.bits.map((b, k) => (entries.includes(k) ? 1 - b : b)) } : m));
     const blind = { blind: { tensor: plan.layer, entries } };
