@@ -433,6 +433,7 @@ export const COMMANDS: CommandDef[] = [
     long: true,
     usesBackend: true,
     options: [
+      { flag: 'graph', kind: 'boolean', sets: true, help: 'embed the graph signature (the default)' },
       { flag: 'no-graph', field: 'graph', kind: 'boolean', sets: false, help: 'no graph signature (then give --trigger)' },
       { flag: 'trigger', kind: 'boolean', sets: true, help: 'also train a keyed trigger set into it (black-box verification)' },
       { flag: 'no-retrain', field: 'retrain', kind: 'boolean', sets: false, help: 'keep the trained weights under the signed mask (no trigger set then)' },
