@@ -23,6 +23,8 @@ import {
   type VerifyReport,
   AttackRequest,
   type AttackReport,
+  ExportTriggersRequest,
+  type ExportTriggersReport,
   ListRunsRequest,
   ListTicketsRequest,
   SearchImpRequest,
@@ -101,6 +103,8 @@ export interface LabApi {
   verify(request: VerifyRequest): Promise<VerifyReport>;
   /** Attacks one's own claim (fine-tuning, pruning, re-training, ambiguity, permutation) and checks every attacked network, verdicts stored. */
   attack(request: AttackRequest, options?: CallOptions): Promise<AttackReport>;
+  /** A trigger-set claim's images (owner key needed) as a normalised .npy, to query a suspect in another framework; `verify --logits` scores the answers. */
+  exportTriggers(request: ExportTriggersRequest): Promise<ExportTriggersReport>;
 }
 
 /** Every method with the validator of its request: the list transports are built from. */
@@ -129,6 +133,7 @@ export const LAB_API_METHODS = {
   claim: ClaimRequest,
   verify: VerifyRequest,
   attack: AttackRequest,
+  exportTriggers: ExportTriggersRequest,
 } satisfies { [K in keyof LabApi]: z.ZodType };
 
 export type LabApiMethod = keyof typeof LAB_API_METHODS;

@@ -455,6 +455,8 @@ export const VerifyRequest = z
   .object({
     /** A ticket id, or a model file (its mask is where its weights are non-zero). */
     suspect: z.string().min(1, 'a suspect ticket id or model file is required'),
+    /** The suspect is a .npy of logits [triggers, classes] for a claim's trigger set (from `ticket-lab triggers`): a model queried elsewhere. */
+    logits: z.boolean().default(false),
     claim: Id.optional(),
     falsePositiveRate: z.number().gt(0).lt(1).optional(),
     backend: BackendChoice.default('auto'),
@@ -464,8 +466,28 @@ export type VerifyRequest = z.input<typeof VerifyRequest>;
 
 export interface VerifyReport {
   /** `ticket tk_…` or the file's path and SHA-256. */
-  suspect: { kind: 'ticket' | 'file' | 'attack'; id: string; digest: string | null; model: string };
+  suspect: { kind: 'ticket' | 'file' | 'attack' | 'logits'; id: string; digest: string | null; model: string };
   verdicts: VerdictReport[];
+}
+
+/** A trigger-set claim's images, drawn again with the owner's key, as a .npy to query a suspect with elsewhere. */
+export const ExportTriggersRequest = z
+  .object({
+    claim: Id,
+    output: z.string().min(1, 'an output file (-o FILE) is required'),
+    /** PyTorch's [n, c, h, w] (default) or TF.js's [n, h, w, c]. */
+    layout: z.enum(['nchw', 'nhwc']).default('nchw'),
+  })
+  .strict();
+export type ExportTriggersRequest = z.input<typeof ExportTriggersRequest>;
+
+export interface ExportTriggersReport {
+  claim: string;
+  path: string;
+  /** The array written: float32, normalised as the claimed ticket's inputs were. */
+  shape: number[];
+  normalization: { mean: number; std: number };
+  commitment: string;
 }
 
 /** The owner's signing key and the public keys the store knows; `create` makes the owner key if there is none. */

@@ -1,6 +1,6 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, AttackRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, AttackRequest, ExportTriggersRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
 import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, claimText, verifyText, attackText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
@@ -453,6 +453,7 @@ export const COMMANDS: CommandDef[] = [
     usesBackend: true,
     options: [
       { flag: 'claim', kind: 'string', help: 'the claim (cl_…; default: every claim in the database)' },
+      { flag: 'logits', kind: 'boolean', sets: true, help: "SUSPECT is a .npy of a model's logits [triggers, classes] for a claim's trigger images (ticket-lab triggers)" },
       { flag: 'false-positive-rate', kind: 'number', help: "the verdicts' false-positive rate (default: the claim's)" },
     ],
     async run(ctx, request, [suspect]) {
@@ -476,6 +477,19 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, request, [claim]) {
       const report = await ctx.api.attack({ ...request, claim: claim! } as AttackRequest, callOptions(ctx));
       ctx.out(ctx.json ? JSON.stringify(report, null, 2) : attackText(report));
+    },
+  },
+  {
+    name: 'triggers',
+    summary: "a trigger-set claim's images (the owner key draws them again), normalised as the ticket's inputs, as a .npy to query a suspect with in another framework",
+    positionals: ['CLAIM'],
+    options: [
+      { flag: 'output', short: 'o', kind: 'string', help: 'the .npy to write' },
+      { flag: 'layout', kind: 'string', help: 'nchw (PyTorch, default) | nhwc (TF.js)' },
+    ],
+    async run(ctx, request, [claim]) {
+      const report = await ctx.api.exportTriggers({ ...request, claim: claim! } as ExportTriggersRequest);
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : `${report.path}: ${report.shape.join('×')} float32 trigger images of claim ${report.claim} (mean ${report.normalization.mean}, std ${report.normalization.std}); query the suspect, save its logits [${report.shape[0]}, classes] as .npy, then \`ticket-lab verify LOGITS.npy --logits --claim ${report.claim}\``);
     },
   },
   {

@@ -18,6 +18,7 @@ import {
   ClaimRequest,
   VerifyRequest,
   AttackRequest,
+  ExportTriggersRequest,
   InspectModelFileRequest,
   ListRunsRequest,
   PredictRequest,
@@ -48,6 +49,7 @@ import {
   type ClaimReport,
   type VerifyReport,
   type AttackReport,
+  type ExportTriggersReport,
   type MatchedArchitecture,
   type ModelFileReport,
   type PredictReport,
@@ -70,7 +72,7 @@ import { readOpenLthExperiment } from '../formats/open-lth';
 import { modelInput, predictLogits } from '../formats/predict';
 import { type KernelLayout, type WeightLayout, type ZooMatch, layoutOf, matchZooArchitecture, toPytorchTensors } from '../formats/zoo-match';
 import type { ModelFileContents } from '../formats/model-format';
-import { npzBytes, safetensorsBytes, writeFileAtomically } from '../formats/writers';
+import { npyBytes, npzBytes, safetensorsBytes, writeFileAtomically } from '../formats/writers';
 import { ptStateDictBytes } from '../formats/pt-writer';
 import { essentialSparsity } from '../compare/essential-sparsity';
 import { instability } from '../compare/instability';
@@ -78,7 +80,7 @@ import { compareMasks } from '../compare/mask-metrics';
 import { type BackendInfo, probeBackends, selectBackend } from '../compute/backend';
 import { softwareVersions } from '../compute/versions';
 import { CIFAR_AUGMENTATION } from '../data/augment';
-import { type LoadedDataset, loadDataset } from '../data/datasets';
+import { type LoadedDataset, loadDataset, normalizationTable } from '../data/datasets';
 import { type Architecture, MODEL_IDS, type ParamSpec, architecture, hasConv, paramSpecs } from '../models/architectures';
 import { type WeightSet, initWeights } from '../models/weights';
 import { type ImpOutcome, type ImpPlan, denseMasks, runImp } from '../pruning/imp';
@@ -94,7 +96,7 @@ import { type SignatureEdits, type SignaturePlan, embedSignature, planSignature 
 import { loadOrCreateOwnerKey, ownershipSecret } from '../ownership/keys';
 import { masksFromWeights } from '../ownership/mask-graph';
 import { makeTriggerSet, withTriggers } from '../ownership/trigger-set';
-import { type Suspect, checkClaim, runAttacks } from './ownership';
+import { type Suspect, checkClaim, checkLogits, claimTriggers, runAttacks } from './ownership';
 import { defaultOwnerKeyPath } from '../store/default-path';
 import { planOpenLthRuns } from './open-lth-runs';
 import { ProgressTracker } from './progress';
@@ -850,6 +852,17 @@ export class LabService implements LabApi {
     if (!store) throw new NotFoundError('claim', params.claim ?? '(any)');
     const claims = params.claim ? [store.getClaim(store.resolveClaimId(params.claim))] : store.listClaims();
     if (claims.length === 0) throw new InvalidRequestError('There are no claims to verify against: `ticket-lab claim TICKET` makes one.');
+    if (params.logits) {
+      // A model queried elsewhere with the trigger images (`ticket-lab triggers`): its answers only.
+      const file = readModelFile(params.suspect);
+      const tensor = file.tensors[0];
+      if (file.format !== 'npy' || !tensor || tensor.shape.length !== 2) throw new InvalidRequestError(`${params.suspect}: logits must be one [triggers, classes] array in a .npy file.`);
+      const [m, classes] = tensor.shape as [number, number];
+      const rows = Array.from({ length: m }, (_, i) => Array.from(tensor.values.subarray(i * classes, (i + 1) * classes)));
+      const subject = `sha256:${createHash('sha256').update(readFileSync(params.suspect)).digest('hex')}`;
+      const verdicts = claims.map((claim) => checkLogits(store, claim, { rows, subject }, { ownerKeyPath: this.ownerKeyPath(), falsePositiveRate: params.falsePositiveRate }));
+      return { suspect: { kind: 'logits', id: params.suspect, digest: subject, model: `logits [${m}, ${classes}]` }, verdicts };
+    }
     const suspect = this.suspect(store, params.suspect);
     await selectBackend(params.backend, { trainsConv: hasConv(suspect.arch) });
     const verdicts = [];
@@ -876,6 +889,34 @@ export class LabService implements LabApi {
     };
     const result = await runAttacks(store, target, params.kind, { iterations: params.iterations, fractions: params.fractions });
     return { claims: claims.map((c) => c.id), ticket: toSummary(ticket), kind: params.kind, ...result };
+  }
+
+  async exportTriggers(request: z.input<typeof ExportTriggersRequest>): Promise<ExportTriggersReport> {
+    const params = parseRequest(ExportTriggersRequest, request);
+    const store = this.openStore(false);
+    if (!store) throw new NotFoundError('claim', params.claim);
+    const claim = store.getClaim(store.resolveClaimId(params.claim));
+    const triggers = claimTriggers(claim, this.ownerKeyPath());
+    const { normalization } = claim.params as { normalization: { mean: number; std: number } };
+    const [h, w, c] = triggers.imageShape;
+    const size = h * w * c;
+    const values = new Float32Array(triggers.count * size);
+    const table = normalizationTable(normalization);
+    // The network's inputs as the claimed ticket saw them: normalised, in the layout asked for.
+    for (let n = 0; n < triggers.count; n++) {
+      for (let p = 0; p < h * w; p++) {
+        for (let k = 0; k < c; k++) {
+          values[n * size + (params.layout === 'nchw' ? k * h * w + p : p * c + k)] = table[triggers.images[n * size + p * c + k]!]!;
+        }
+      }
+    }
+    const shape = params.layout === 'nchw' ? [triggers.count, c, h, w] : [triggers.count, h, w, c];
+    try {
+      writeFileAtomically(params.output, npyBytes({ name: 'triggers', shape, values }));
+    } catch (error) {
+      throw new InvalidRequestError(`Cannot write ${params.output}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, { cause: error });
+    }
+    return { claim: claim.id, path: params.output, shape, normalization, commitment: triggers.commitment };
   }
 
   /** A suspect as a network: a stored ticket (`tk_…`), else a model file, its mask where its weights are non-zero. */

@@ -12,7 +12,7 @@ import { type SignaturePlan, verifySignature } from '../ownership/graph-signatur
 import { windowEntries } from '../ownership/mask-graph';
 import { alignToReference, permuteHiddenUnits } from '../ownership/permutation';
 import { loadOwnerKey, ownershipSecret } from '../ownership/keys';
-import { makeTriggerSet, predictTriggers, type TriggerMessage, verifyTriggerSet } from '../ownership/trigger-set';
+import { makeTriggerSet, predictionsFromLogits, predictTriggers, type TriggerMessage, type TriggerSet, verifyTriggerSet } from '../ownership/trigger-set';
 import type { MaskSet } from '../pruning/mask';
 import type { ClaimRecord, LabStore } from '../store/lab-store';
 
@@ -49,6 +49,38 @@ export interface TriggerClaimParams {
   count: number;
   normalization: { mean: number; std: number };
   falsePositiveRate: number;
+}
+
+/** A trigger-set claim's images and labels, drawn again with the owner's key (refused with another key). */
+export function claimTriggers(claim: ClaimRecord, ownerKeyPath: string): TriggerSet {
+  if (claim.kind !== 'trigger-set') throw new InvalidRequestError(`Claim ${claim.id} is a ${claim.kind}; only a trigger-set claim has trigger images.`);
+  const params = claim.params as unknown as TriggerClaimParams;
+  const key = loadOwnerKey(ownerKeyPath);
+  if (key.fingerprint !== claim.keyFingerprint) {
+    throw new InvalidRequestError(`Claim ${claim.id} was made with the key ${claim.keyFingerprint?.slice(0, 16)}…; the owner key here (${ownerKeyPath}) is ${key.fingerprint.slice(0, 16)}…. Its trigger set can only be drawn with the claim's key.`);
+  }
+  const triggers = makeTriggerSet(ownershipSecret(key), params.message, { imageShape: params.imageShape, numClasses: params.numClasses }, params.count);
+  if (triggers.commitment !== claim.commitment) throw new InvalidRequestError(`The trigger set drawn now does not match claim ${claim.id}'s commitment: the key or the claim was changed.`);
+  return triggers;
+}
+
+/** A trigger-set claim against logits a model computed elsewhere for its images ([m, classes]); the verdict stored. */
+export function checkLogits(store: LabStore, claim: ClaimRecord, logits: { rows: number[][]; subject: string }, options: { ownerKeyPath: string; falsePositiveRate?: number | undefined }): VerdictReport {
+  const params = claim.params as unknown as TriggerClaimParams;
+  const falsePositiveRate = options.falsePositiveRate ?? params.falsePositiveRate;
+  let verdict: Unsaved;
+  if (claim.kind !== 'trigger-set') {
+    verdict = notComparable(claim, falsePositiveRate, 'logits carry no mask: a graph signature is read from a ticket or a model file');
+  } else {
+    const triggers = claimTriggers(claim, options.ownerKeyPath);
+    const { scheme: _, matches, m, threshold, pValue, verified, ...rest } = verifyTriggerSet(predictionsFromLogits(logits.rows, triggers), triggers, falsePositiveRate);
+    verdict = { claim: claim.id, scheme: 'trigger-set', verdict: verified ? 'verified' : 'not verified', score: matches, n: m, threshold, falsePositiveRate, pValue, evidence: { ...rest } };
+  }
+  const id = store.saveVerification({
+    claimId: claim.id, subject: logits.subject, verdict: verdict.verdict, score: verdict.score, threshold: verdict.threshold, pValue: verdict.pValue,
+    evidence: { ...verdict.evidence, scheme: verdict.scheme, n: verdict.n, falsePositiveRate, suspect: { kind: 'logits', id: logits.subject } },
+  });
+  return { ...verdict, id };
 }
 
 /** Checks `suspect` against `claim` and stores the verdict. */
@@ -117,12 +149,7 @@ async function triggerVerdict(claim: ClaimRecord, suspect: Suspect, options: { o
     return notComparable(claim, falsePositiveRate, `the suspect takes ${suspect.inputShape.join('×')} inputs and gives ${suspect.numClasses} classes; the trigger set is ${params.imageShape.join('×')} images of ${params.numClasses} classes`);
   }
   // The trigger images are drawn from the owner's key: only its holder can query with them.
-  const key = loadOwnerKey(options.ownerKeyPath);
-  if (key.fingerprint !== claim.keyFingerprint) {
-    throw new InvalidRequestError(`Claim ${claim.id} was made with the key ${claim.keyFingerprint?.slice(0, 16)}…; the owner key here (${options.ownerKeyPath}) is ${key.fingerprint.slice(0, 16)}…. Its trigger set can only be drawn with the claim's key.`);
-  }
-  const triggers = makeTriggerSet(ownershipSecret(key), params.message, { imageShape: params.imageShape, numClasses: params.numClasses }, params.count);
-  if (triggers.commitment !== claim.commitment) throw new InvalidRequestError(`The trigger set drawn now does not match claim ${claim.id}'s commitment: the key or the claim was changed.`);
+  const triggers = claimTriggers(claim, options.ownerKeyPath);
   const predictions = await predictTriggers({ ...suspect, normalization: params.normalization }, triggers);
   const { scheme: _, matches, m, threshold, pValue, verified, ...rest } = verifyTriggerSet(predictions, triggers, falsePositiveRate);
   return { claim: claim.id, scheme: 'trigger-set', verdict: verified ? 'verified' : 'not verified', score: matches, n: m, threshold, falsePositiveRate, pValue, evidence: { ...rest } };

@@ -1,8 +1,15 @@
 // Claims and verdicts through the service: a ticket claimed with the owner's key (graph signature
 // and trigger set, retrained), then suspects checked against the claims: the claimed ticket, its
 // export as a file, the unclaimed original, a ticket of another seed, a network of another shape.
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
+import { modelInput } from '../../../core/formats/predict';
+import { readModelFile } from '../../../core/formats/registry';
+import { npyBytes } from '../../../core/formats/writers';
+import { architecture, paramSpecs } from '../../../core/models/architectures';
+import { MaskedNetwork } from '../../../core/models/network';
 import { LabService } from '../../../core/service/lab-service';
 import { LabStore } from '../../../core/store/lab-store';
 import { useTempFolder } from '../../support/temp-folder';
@@ -92,6 +99,39 @@ describe('claim and verify', () => {
       service.close();
     }
   }, 120_000);
+
+  it('verifies from logits computed elsewhere for the exported trigger images, and not a stranger\'s', async () => {
+    const dbPath = join(temp(), 'lab4.db');
+    const service = new LabService({ dbPath, ownerKeyPath: join(temp(), 'owner4.pem') });
+    try {
+      const original = (await service.searchOneShot({ ...small, seed: 0 })).tickets.at(-1)!;
+      const claim = await service.claim({ ticket: original.id, graph: false, trigger: true, iterations: 300, backend: 'wasm' });
+      const triggersPath = join(temp(), 'triggers.npy');
+      const exported = await service.exportTriggers({ claim: claim.claims[0]!.id, output: triggersPath });
+      expect(exported.shape).toEqual([100, 1, 28, 28]);
+      // "Elsewhere": the exported images through each network's forward pass, logits saved as .npy.
+      const store = LabStore.open(dbPath, { create: false })!;
+      const logitsOf = (ticketId: string, name: string) => {
+        const ticket = store.getTicket(ticketId);
+        const specs = paramSpecs(architecture('lenet-300-100'), [28, 28, 1], 10);
+        const match = { arch: architecture('lenet-300-100'), specs, weights: store.getWeights(ticket.finalWeights!), inputShape: [28, 28, 1] as [number, number, number] };
+        const net = new MaskedNetwork(match.arch, specs, match.weights, store.getMasks(ticketId));
+        const input = modelInput(readModelFile(triggersPath).tensors[0]!, match.inputShape, 'pytorch', triggersPath);
+        const logits = tf.tidy(() => net.forward(tf.tensor4d(input.values, [input.count, 28, 28, 1])).arraySync());
+        net.dispose();
+        const path = join(temp(), name);
+        writeFileSync(path, npyBytes({ name: 'logits', shape: [100, 10], values: Float32Array.from(logits.flat()) }));
+        return path;
+      };
+      const owned = await service.verify({ suspect: logitsOf(claim.ticket.id, 'owned.npy'), logits: true, claim: claim.claims[0]!.id });
+      expect(owned.verdicts[0]).toMatchObject({ verdict: 'verified', score: claim.verdicts[0]!.score });
+      const stranger = await service.verify({ suspect: logitsOf(original.id, 'stranger.npy'), logits: true, claim: claim.claims[0]!.id });
+      expect(stranger.verdicts[0]!.verdict).toBe('not verified');
+      store.close();
+    } finally {
+      service.close();
+    }
+  }, 60_000);
 
   it('refuses to draw a trigger set with another key, saying which key made the claim', async () => {
     const dbPath = join(temp(), 'lab2.db');
