@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { Rng } from '../core/compute/rng';
 import { type OutTensor, safetensorsBytes } from '../core/formats/writers';
 import { type Table, fixed } from './text-table';
+import { pythonWithTorch } from './torch-reference';
 
 export interface ImportPlan {
   /** Tensors in each file, each of `shape` float32 elements. */
@@ -33,7 +34,6 @@ export const IMPORT_PLANS: Record<'full' | 'quick', ImportPlan> = {
   quick: { tensors: 10, shape: [1024, 256], repetitions: 3 },
 };
 
-const PYTHON_CANDIDATES = ['/usr/bin/python3', 'python3'];
 const CHILD_TIMEOUT_MS = 5 * 60_000;
 const MIB = 2 ** 20;
 
@@ -186,10 +186,6 @@ function registryPath(): string | undefined {
     join(__dirname, '..', 'dist', 'core', 'formats', 'registry.js'),
     join(process.cwd(), 'dist', 'core', 'formats', 'registry.js'),
   ].find((p) => existsSync(p));
-}
-
-function pythonWithTorch(): string | undefined {
-  return PYTHON_CANDIDATES.find((python) => spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 }).status === 0);
 }
 
 function lastLine(text: string): string {

@@ -18,10 +18,10 @@ import { randomStrategy } from '../core/pruning/random';
 import { denseMasks } from '../core/pruning/imp';
 import { median } from './stopwatch';
 import { type Table, fixed } from './text-table';
+import { pythonWithTorch } from './torch-reference';
 
 const SECRET = new Uint8Array(32).fill(7);
 const MESSAGE = { fingerprint: 'bench', ticketId: 'tk_bench', nonce: '0' };
-const PYTHON_CANDIDATES = ['/usr/bin/python3', 'python3'];
 
 export interface OwnershipRow {
   model: string;
@@ -70,7 +70,7 @@ export async function measureOwnership(repetitions: number, seed: number, log: (
 
 function torchReference(repetitions: number, log: (line: string) => void): OwnershipRow['torch'] {
   const script = join(__dirname, '..', '..', 'bench', 'ownership_torch.py');
-  const python = PYTHON_CANDIDATES.find((p) => spawnSync(p, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 }).status === 0);
+  const python = pythonWithTorch();
   if (!existsSync(script) || !python) return null;
   log('ownership: PyTorch reference');
   const run = spawnSync(python, [script, '--repetitions', String(repetitions)], { encoding: 'utf8', timeout: 5 * 60_000, cwd: join(__dirname, '..', '..', 'bench') });

@@ -54,7 +54,8 @@ function scriptPath(): string | undefined {
   return [join(__dirname, 'lenet_torch.py'), join(__dirname, '..', '..', 'bench', 'lenet_torch.py')].find((p) => existsSync(p));
 }
 
-function pythonWithTorch(): string | undefined {
+/** The first Python here that imports torch (Debian's /usr/bin/python3 first), for every PyTorch reference of the bench. */
+export function pythonWithTorch(): string | undefined {
   return PYTHON_CANDIDATES.find((python) => spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60_000 }).status === 0);
 }
 
