@@ -19,7 +19,7 @@ import type { WeightSet } from '../models/weights';
 import { quote } from './file-bytes';
 import { ModelFileError } from './model-format';
 import type { OnnxAttributeValue, OnnxModel, OnnxNode } from './onnx';
-import type { KernelLayout, ZooMatch } from './zoo-match';
+import { type KernelLayout, type ZooMatch, imageOf } from './zoo-match';
 
 interface Image {
   kind: 'image';
@@ -149,10 +149,11 @@ class GraphReader {
     }
     // A vector input is an image flattened as PyTorch does (c, h, w): the network takes the image, so
     // it trains on the datasets (784 → 28×28×1, 3072 → 32×32×3), and flattens it first.
-    const image = imageOf(dims[0]!);
+    const [h, w, c] = imageOf(dims[0]!);
+    const image: Image = { kind: 'image', h, w, c };
     const flatten: Step = { kind: 'layer', layer: { kind: 'flatten' }, base: '', node: -1, output: `${input.name}#flatten`, params: {} };
     this.values.set(input.name, { kind: 'act', steps: [flatten], shape: { kind: 'flat', n: dims[0]!, rank: 2, flattened: image } });
-    return [image.h, image.w, image.c];
+    return [h, w, c];
   }
 
   /** The nodes the output depends on, in graph order (ONNX's topological order); only a node's first output may be read. */
@@ -634,15 +635,6 @@ class GraphReader {
       return { kind: 'residual', name: block, body, shortcut };
     });
   }
-}
-
-/** The square grey or colour image of `pixels` values, else a 1×1 image of them. */
-function imageOf(pixels: number): Image {
-  for (const c of [1, 3]) {
-    const side = Math.round(Math.sqrt(pixels / c));
-    if (side * side * c === pixels) return { kind: 'image', h: side, w: side, c };
-  }
-  return { kind: 'image', h: 1, w: 1, c: pixels };
 }
 
 /** Conv2d's [out, in, k, k] as TF.js's [k, k, in, out]. */

@@ -160,7 +160,8 @@ function matchLenetFamily(params: readonly FileTensor[], classes: number, layout
   return match && { arch, inputShape, numClasses: classes, specs, ...match };
 }
 
-function imageOf(pixels: number): [number, number, number] {
+/** The image a flat input of `pixels` values is taken for: square grey, else square colour (784: 28×28×1, 3072: 32×32×3), else 1×1×pixels. */
+export function imageOf(pixels: number): [number, number, number] {
   for (const c of [1, 3]) {
     const side = Math.round(Math.sqrt(pixels / c));
     if (side * side * c === pixels) return [side, side, c];
