@@ -196,6 +196,15 @@ export class LabService implements LabApi {
     return { record, spec, arch: modelArchitecture(record), weights: store.getWeights(spec.weights) };
   }
 
+  /** An imported model with the dataset it is measured on, refused when the dataset is missing or of another shape. */
+  private importedOnDataset(id: string, datasetName: string | undefined, options: { dataDir: string | undefined; validationSize: number }) {
+    if (!datasetName) throw new InvalidRequestError('dataset: an imported model is measured on a dataset; give --dataset.');
+    const imported = this.importedModel(id);
+    const dataset = loadDataset(datasetName, options);
+    expectDatasetFits(imported, datasetName, dataset);
+    return { imported, arch: imported.arch, dataset, specs: paramSpecs(imported.arch, dataset.imageShape, dataset.numClasses) };
+  }
+
   private registerRun(store: LabStore, method: string, prepared: Prepared, hparams: Record<string, unknown>, defaults: Record<string, unknown>, seed: number, initial?: WeightSet): string {
     const { arch, dataset, specs, backend } = prepared;
     const shape = dataset.imageShape.join('x');
@@ -557,12 +566,7 @@ export class LabService implements LabApi {
 
   /** Essential sparsity of an imported (pretrained) model: its own weights swept on a dataset of its shape. */
   private async modelEssentialSparsity(params: z.output<typeof EssentialSparsityRequest>, options: CallOptions): Promise<EssentialSparsityReport> {
-    if (!params.dataset) throw new InvalidRequestError('dataset: an imported model is measured on a dataset; give --dataset.');
-    const imported = this.importedModel(params.ticket);
-    const { arch } = imported;
-    const dataset = loadDataset(params.dataset, { dataDir: params.dataDir, validationSize: 0 });
-    expectDatasetFits(imported, params.dataset, dataset);
-    const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
+    const { imported, arch, dataset, specs } = this.importedOnDataset(params.ticket, params.dataset, { dataDir: params.dataDir, validationSize: 0 });
     await selectBackend('auto', { trainsConv: hasConv(arch) });
     const result = await essentialSparsity({
       arch, specs, dataset, weights: imported.weights, masks: denseMasks(specs), tolerance: params.tolerance, examples: params.examples, signal: options.signal,
@@ -577,12 +581,7 @@ export class LabService implements LabApi {
     let ticket: TicketRecord | null = null;
     let model: string | null = null;
     if (isImportedModel(params.target)) {
-      if (!params.dataset) throw new InvalidRequestError('dataset: an imported model is measured on a dataset; give --dataset.');
-      const imported = this.importedModel(params.target);
-      const { arch } = imported;
-      const dataset = loadDataset(params.dataset, { dataDir: params.dataDir, validationSize: params.validationSize });
-      expectDatasetFits(imported, params.dataset, dataset);
-      const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
+      const { imported, arch, dataset, specs } = this.importedOnDataset(params.target, params.dataset, { dataDir: params.dataDir, validationSize: params.validationSize });
       measuring = { arch, specs, dataset, weights: imported.weights, masks: denseMasks(specs) };
       model = imported.record.id;
     } else {
@@ -772,8 +771,7 @@ export class LabService implements LabApi {
     const { store, ticket, run, arch, specs, dataset } = this.ticketContext(params.ticket, params.dataDir);
     if (!ticket.finalWeights) throw new InvalidRequestError(`Ticket ${ticket.id} has no stored trained weights to claim.`);
     const keyPath = this.ownerKeyPath();
-    const key = loadOrCreateOwnerKey(keyPath);
-    store.putKey({ fingerprint: key.fingerprint, algorithm: key.algorithm, publicKeyPem: key.publicKeyPem, label: 'owner', own: true });
+    const key = this.ownerKey(store);
     const secret = ownershipSecret(key);
     // A fresh nonce per claim: two claims on one ticket carry unrelated bits and triggers.
     const message = { fingerprint: key.fingerprint, ticketId: ticket.id, nonce: randomBytes(16).toString('hex') };
@@ -943,14 +941,19 @@ export class LabService implements LabApi {
     return this.options.ownerKeyPath ?? defaultOwnerKeyPath();
   }
 
+  /** The owner's key, made on first use, its public half recorded in the store (the private half stays in its file). */
+  private ownerKey(store: LabStore): ReturnType<typeof loadOrCreateOwnerKey> {
+    const key = loadOrCreateOwnerKey(this.ownerKeyPath());
+    store.putKey({ fingerprint: key.fingerprint, algorithm: key.algorithm, publicKeyPem: key.publicKeyPem, label: 'owner', own: true });
+    return key;
+  }
+
   async keys(request: z.input<typeof KeysRequest>): Promise<KeysReport> {
     const params = parseRequest(KeysRequest, request);
     const path = this.ownerKeyPath();
     let owner: KeysReport['owner'] = null;
     if (params.create || existsSync(path)) {
-      const key = loadOrCreateOwnerKey(path);
-      // The public half only: the private key stays in its file.
-      this.openStore(true)!.putKey({ fingerprint: key.fingerprint, algorithm: key.algorithm, publicKeyPem: key.publicKeyPem, label: 'owner', own: true });
+      const key = this.ownerKey(this.openStore(true)!);
       owner = { fingerprint: key.fingerprint, algorithm: key.algorithm, publicKeyPem: key.publicKeyPem, label: 'owner', own: true, path, created: key.created };
     }
     const store = this.openStore(false);
