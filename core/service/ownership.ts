@@ -73,28 +73,34 @@ export function checkLogits(store: LabStore, claim: ClaimRecord, logits: { rows:
     verdict = notComparable(claim, falsePositiveRate, 'logits carry no mask: a graph signature is read from a ticket or a model file');
   } else {
     const triggers = claimTriggers(claim, options.ownerKeyPath);
-    const { scheme: _, matches, m, threshold, pValue, verified, ...rest } = verifyTriggerSet(predictionsFromLogits(logits.rows, triggers), triggers, falsePositiveRate);
-    verdict = { claim: claim.id, scheme: 'trigger-set', verdict: verified ? 'verified' : 'not verified', score: matches, n: m, threshold, falsePositiveRate, pValue, evidence: { ...rest } };
+    verdict = triggerReport(claim, verifyTriggerSet(predictionsFromLogits(logits.rows, triggers), triggers, falsePositiveRate));
   }
-  const id = store.saveVerification({
-    claimId: claim.id, subject: logits.subject, verdict: verdict.verdict, score: verdict.score, threshold: verdict.threshold, pValue: verdict.pValue,
-    evidence: { ...verdict.evidence, scheme: verdict.scheme, n: verdict.n, falsePositiveRate, suspect: { kind: 'logits', id: logits.subject } },
-  });
-  return { ...verdict, id };
+  return storeVerdict(store, claim, verdict, logits.subject, { kind: 'logits', id: logits.subject });
 }
 
 /** Checks `suspect` against `claim` and stores the verdict. */
 export async function checkClaim(store: LabStore, claim: ClaimRecord, suspect: Suspect, options: { ownerKeyPath: string; falsePositiveRate?: number | undefined }): Promise<VerdictReport> {
   const verdict = claim.kind === 'graph-signature' ? graphVerdict(store, claim, suspect, options.falsePositiveRate) : await triggerVerdict(claim, suspect, options);
   const subject = suspect.kind === 'ticket' ? suspect.id : (suspect.digest ?? suspect.id);
+  return storeVerdict(store, claim, verdict, subject, { kind: suspect.kind, id: suspect.id, model: suspect.model });
+}
+
+type Unsaved = Omit<VerdictReport, 'id'>;
+
+/** Stores a verdict with its evidence and what was checked; the report carries the verification's id. */
+function storeVerdict(store: LabStore, claim: ClaimRecord, verdict: Unsaved, subject: string, suspect: Record<string, unknown>): VerdictReport {
   const id = store.saveVerification({
     claimId: claim.id, subject, verdict: verdict.verdict, score: verdict.score, threshold: verdict.threshold, pValue: verdict.pValue,
-    evidence: { ...verdict.evidence, scheme: verdict.scheme, n: verdict.n, falsePositiveRate: verdict.falsePositiveRate, suspect: { kind: suspect.kind, id: suspect.id, model: suspect.model } },
+    evidence: { ...verdict.evidence, scheme: verdict.scheme, n: verdict.n, falsePositiveRate: verdict.falsePositiveRate, suspect },
   });
   return { ...verdict, id };
 }
 
-type Unsaved = Omit<VerdictReport, 'id'>;
+/** A trigger-set result as a verdict. */
+function triggerReport(claim: ClaimRecord, result: ReturnType<typeof verifyTriggerSet>): Unsaved {
+  const { scheme: _, matches, m, threshold, pValue, verified, falsePositiveRate, ...rest } = result;
+  return { claim: claim.id, scheme: 'trigger-set', verdict: verified ? 'verified' : 'not verified', score: matches, n: m, threshold, falsePositiveRate, pValue, evidence: { ...rest, falsePositiveRate } };
+}
 
 function notComparable(claim: ClaimRecord, falsePositiveRate: number, reason: string): Unsaved {
   return { claim: claim.id, scheme: claim.kind, verdict: 'not comparable', score: null, n: null, threshold: null, falsePositiveRate, pValue: null, evidence: { reason } };
@@ -151,8 +157,7 @@ async function triggerVerdict(claim: ClaimRecord, suspect: Suspect, options: { o
   // The trigger images are drawn from the owner's key: only its holder can query with them.
   const triggers = claimTriggers(claim, options.ownerKeyPath);
   const predictions = await predictTriggers({ ...suspect, normalization: params.normalization }, triggers);
-  const { scheme: _, matches, m, threshold, pValue, verified, ...rest } = verifyTriggerSet(predictions, triggers, falsePositiveRate);
-  return { claim: claim.id, scheme: 'trigger-set', verdict: verified ? 'verified' : 'not verified', score: matches, n: m, threshold, falsePositiveRate, pValue, evidence: { ...rest } };
+  return triggerReport(claim, verifyTriggerSet(predictions, triggers, falsePositiveRate));
 }
 
 /** The claimed ticket as the attacks take it, with what checking an attacked copy needs. */
