@@ -68,6 +68,8 @@ function augmentInto<T extends Uint8Array | Float32Array>(
   }
 }
 
+const AS_IS: AugmentChoice = { dx: 0, dy: 0, flip: false };
+
 const IDENTITY = Uint8Array.from({ length: 256 }, (_, v) => v);
 
 /** One image (HWC bytes) augmented as `choice` says, as bytes: for tests and for looking at what training sees. */
@@ -96,9 +98,11 @@ export function fillAugmentedBatch(
     throw new RangeError(`images of shape [${imageShape.join(', ')}] do not fit a split of ${split.images.length} bytes for ${split.count} images`);
   }
   const table = normalizationTable(normalization);
+  const unaugmentedFrom = split.unaugmentedFrom ?? split.count;
   for (let i = 0; i < rows.length; i++) {
     const row = rows[i]!;
-    augmentInto(split.images, row * size, imageShape, augmentChoice(options, iteration, row), table, xOut, i * size);
+    const choice = row < unaugmentedFrom ? augmentChoice(options, iteration, row) : AS_IS;
+    augmentInto(split.images, row * size, imageShape, choice, table, xOut, i * size);
     yOut[i] = split.labels[row]!;
   }
 }

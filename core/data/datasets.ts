@@ -16,6 +16,8 @@ export interface ImageSplit {
   images: Uint8Array;
   labels: Uint8Array;
   count: number;
+  /** Rows from this index on are never augmented: trigger inputs mixed into training (ALGORITHMS.md §9.5 trains them as they are). */
+  unaugmentedFrom?: number;
 }
 
 export interface DatasetSpec {

@@ -23,7 +23,7 @@ import { type MaskSet, cloneMasks, countKept } from '../pruning/mask';
 import { binomialThreshold, binomialUpperTail } from './binomial';
 // The same HMAC-SHA-256 counter-mode stream and field encoding as the trigger set (one construction to audit).
 import { KeyedStream, triggerEncoding } from './trigger-images';
-import { entryIndex, pairCounts, pairGeometry, requireLayer, windowAdjacency } from './mask-graph';
+import { adjacencyOf, entryIndex, inputNode, outputNode, pairCounts, pairGeometry, requireLayer, windowAdjacency, windowGraph } from './mask-graph';
 
 export const GRAPH_SIGNATURE_VERSION = 'ticket-lab/graph-signature/v1';
 export const DEFAULT_FALSE_POSITIVE_RATE = 1e-6;
@@ -351,17 +351,16 @@ export interface SignatureEvidence extends SignatureScore {
 }
 
 export function verifySignature(masks: MaskSet, plan: SignaturePlan, falsePositiveRate = DEFAULT_FALSE_POSITIVE_RATE): SignatureEvidence {
-  const extracted = extractSignature(masks, plan);
-  const { size } = plan;
-  const counts = pairCounts(requireLayer(masks, plan.layer, plan.shape).bits, pairGeometry(plan.shape));
-  const rowDegrees = new Array<number>(size).fill(0);
-  const colDegrees = new Array<number>(size).fill(0);
-  for (let k = 0; k < size * size; k++) {
-    rowDegrees[Math.floor(k / size)]! += extracted[k]!;
-    colDegrees[k % size]! += extracted[k]!;
-  }
+  planBits(plan);
+  const { row, col, size } = plan;
+  const bits = requireLayer(masks, plan.layer, plan.shape).bits;
+  const g = pairGeometry(plan.shape);
+  const graph = windowGraph(bits, g, row, col, size);
+  const counts = pairCounts(bits, g);
   return {
-    ...scoreSignature(extracted, plan, falsePositiveRate), layer: plan.layer, row: plan.row, col: plan.col, size,
-    windowEdges: countKept(extracted), layerEdgeDensity: counts.reduce((a, c) => a + (c > 0 ? 1 : 0), 0) / counts.length, rowDegrees, colDegrees,
+    ...scoreSignature(adjacencyOf(graph, row, col, size), plan, falsePositiveRate), layer: plan.layer, row, col, size,
+    windowEdges: graph.size, layerEdgeDensity: counts.reduce((a, c) => a + (c > 0 ? 1 : 0), 0) / counts.length,
+    rowDegrees: Array.from({ length: size }, (_, r) => graph.inDegree(outputNode(row + r))),
+    colDegrees: Array.from({ length: size }, (_, c) => graph.outDegree(inputNode(col + c))),
   };
 }

@@ -3,8 +3,11 @@
 // white-box signature lives in this channel adjacency, not in single kernel entries, so it reads
 // the same whichever of a conv pair's kh·kw positions survive.
 //
-// Kept in flat typed arrays rather than a graph library: the signature reads and edits a few
-// hundred pairs of layers with up to millions of entries, and graphology is not installed.
+// The signature's window is a graphology graph (at most 2·16 nodes and 256 edges), which is what
+// extraction and the verdict's evidence read. Whole-layer work (edge counts of layers with millions of
+// entries, the embedding's repairs) stays on flat typed arrays: a graph object per entry would cost
+// far more than the signature's sub-millisecond budget.
+import { DirectedGraph } from 'graphology';
 import { MaskFormatError } from '../api/errors';
 import type { ParamSpec } from '../models/architectures';
 import type { WeightSet } from '../models/weights';
@@ -62,22 +65,53 @@ export function pairCounts(bits: Uint8Array, g: PairGeometry): Uint16Array {
   return counts;
 }
 
-/** The channel adjacency A[o][i] ∈ {0, 1} of a size×size window whose top-left pair is (row, col), row-major. */
-export function windowAdjacency(bits: Uint8Array, g: PairGeometry, row: number, col: number, size: number): Uint8Array {
-  const a = new Uint8Array(size * size);
+/** Node keys of the window graph: an input channel i and an output channel o of the layer. */
+export const inputNode = (i: number): string => `in:${i}`;
+export const outputNode = (o: number): string => `out:${o}`;
+
+export interface ChannelNode {
+  side: 'input' | 'output';
+  channel: number;
+}
+
+export interface ChannelEdge {
+  /** Kept kernel entries of the pair: 1..positions. */
+  kept: number;
+}
+
+export type WindowGraph = DirectedGraph<ChannelNode, ChannelEdge>;
+
+/**
+ * The bipartite subgraph of a size×size window whose top-left pair is (row, col): every input channel
+ * col…col+size and output channel row…row+size as a node (isolated ones included), an edge i→o per
+ * kept pair, weighted by its kept entries.
+ */
+export function windowGraph(bits: Uint8Array, g: PairGeometry, row: number, col: number, size: number): WindowGraph {
+  const graph: WindowGraph = new DirectedGraph<ChannelNode, ChannelEdge>();
+  for (let c = 0; c < size; c++) graph.addNode(inputNode(col + c), { side: 'input', channel: col + c });
+  for (let r = 0; r < size; r++) graph.addNode(outputNode(row + r), { side: 'output', channel: row + r });
   for (let r = 0; r < size; r++) {
     for (let c = 0; c < size; c++) {
-      const o = row + r;
-      const i = col + c;
-      for (let p = 0; p < g.positions; p++) {
-        if (bits[entryIndex(g, p, i, o)]) {
-          a[r * size + c] = 1;
-          break;
-        }
-      }
+      let kept = 0;
+      for (let p = 0; p < g.positions; p++) kept += bits[entryIndex(g, p, col + c, row + r)]!;
+      if (kept > 0) graph.addDirectedEdge(inputNode(col + c), outputNode(row + r), { kept });
     }
   }
+  return graph;
+}
+
+/** The window graph's adjacency A[o][i] ∈ {0, 1}, row-major: cell r·size + c is the edge (col + c) → (row + r). */
+export function adjacencyOf(graph: WindowGraph, row: number, col: number, size: number): Uint8Array {
+  const a = new Uint8Array(size * size);
+  graph.forEachEdge((_edge, _attributes, source, target, sourceAttributes, targetAttributes) => {
+    a[(targetAttributes.channel - row) * size + (sourceAttributes.channel - col)] = 1;
+  });
   return a;
+}
+
+/** The channel adjacency A[o][i] ∈ {0, 1} of a size×size window whose top-left pair is (row, col), row-major. */
+export function windowAdjacency(bits: Uint8Array, g: PairGeometry, row: number, col: number, size: number): Uint8Array {
+  return adjacencyOf(windowGraph(bits, g, row, col, size), row, col, size);
 }
 
 /** The layer named `name` with exactly `shape`, or a MaskFormatError that names both. */

@@ -89,7 +89,8 @@ export function triggerCommitment(set: Omit<TriggerSet, 'commitment'>): string {
  * same on the autodiff path and the step engines) hold `perBatch` trigger samples on average. This
  * approximates §9.5's "replace 2 samples of every batch" in expectation, without touching the loop:
  * k copies among N + k rows with k / (N + k) = perBatch / batchSize, rounded up to whole cycles of the
- * m triggers so every trigger is seen equally often. Validation and test splits stay as they are, and so
+ * m triggers so every trigger is seen equally often. The copies are never augmented (a cropped, flipped
+ * trigger is not the input the verifier queries). Validation and test splits stay as they are, and so
  * does the normalisation: the triggers are inputs to the same model, not a change of its data.
  */
 export function withTriggers(dataset: LoadedDataset, triggers: TriggerSet, options: { batchSize: number; perBatch?: number }): LoadedDataset {
@@ -112,7 +113,7 @@ export function withTriggers(dataset: LoadedDataset, triggers: TriggerSet, optio
   }
   // A different training split is different data: runs keyed on the digest must not mistake it for the clean one.
   const digest = createHash('sha256').update(`${dataset.digest}/${triggers.commitment}/${copies}`).digest('hex');
-  return { ...dataset, digest, train: { images, labels, count: clean.count + copies } };
+  return { ...dataset, digest, train: { images, labels, count: clean.count + copies, unaugmentedFrom: clean.count } };
 }
 
 /** A network to query: a ticket's weights and masks, evaluated like test accuracy (eval mode). */

@@ -294,7 +294,7 @@ function sharedDataset(dataset: LoadedDataset): LoadedDataset {
 function sharedSplit(split: ImageSplit): ImageSplit {
   let shared = sharedSplits.get(split);
   if (!shared) {
-    shared = { images: toShared(split.images), labels: toShared(split.labels), count: split.count };
+    shared = { ...split, images: toShared(split.images), labels: toShared(split.labels) };
     sharedSplits.set(split, shared);
   }
   return shared;

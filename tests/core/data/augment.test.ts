@@ -86,4 +86,21 @@ describe('augmentation', () => {
     fillAugmentedBatch(split, SHAPE, rows, 9, { seed: 1, padding: 0, flip: false }, normalization, x, y);
     expect(x).toEqual(plain);
   });
+
+  it('leaves rows from unaugmentedFrom on as they are (trained-in trigger inputs), and augments the rows before', () => {
+    const split: ImageSplit = { images: Uint8Array.from([...IMAGE, ...IMAGE.map((v) => 255 - v)]), labels: Uint8Array.from([3, 8]), count: 2, unaugmentedFrom: 1 };
+    const normalization = { mean: 0.5, std: 0.25 };
+    const options = { seed: 1, ...CIFAR_AUGMENTATION, padding: 1 };
+    const plain = new Float32Array(2 * 24);
+    fillBatch(split, [0, 1], normalization, plain, new Int32Array(2));
+    // Over many iterations row 0 is moved at least once; row 1 never is.
+    let rowZeroChanged = false;
+    for (let iteration = 0; iteration < 20; iteration++) {
+      const x = new Float32Array(2 * 24);
+      fillAugmentedBatch(split, SHAPE, [0, 1], iteration, options, normalization, x, new Int32Array(2));
+      expect(x.subarray(24)).toEqual(plain.subarray(24));
+      if (!x.subarray(0, 24).every((v, j) => v === plain[j])) rowZeroChanged = true;
+    }
+    expect(rowZeroChanged).toBe(true);
+  });
 });

@@ -6,7 +6,7 @@ import { binomialUpperTail } from '../../../core/ownership/binomial';
 import {
   type SignaturePlan, eligibleLayers, embedSignature, extractSignature, planBits, planSignature, scoreSignature, signatureBits, verifySignature,
 } from '../../../core/ownership/graph-signature';
-import { masksFromWeights, pairGeometry } from '../../../core/ownership/mask-graph';
+import { adjacencyOf, entryIndex, inputNode, masksFromWeights, outputNode, pairGeometry, windowGraph } from '../../../core/ownership/mask-graph';
 import { sparsityBudget } from '../../../core/pruning/budget';
 import { denseMasks } from '../../../core/pruning/imp';
 import { magnitudeStrategy } from '../../../core/pruning/magnitude';
@@ -195,6 +195,32 @@ describe.each(cases)('embedding in $label', ({ specs, masks: makeMasks, weights 
     expect(evidence).toMatchObject({ verified: true, matches: 256, layer: plan.layer, row: plan.row, col: plan.col, size: 16 });
     expect(evidence.rowDegrees.reduce((a, b) => a + b)).toBe(evidence.windowEdges);
     expect(evidence.colDegrees.reduce((a, b) => a + b)).toBe(evidence.windowEdges);
+  });
+});
+
+describe('window graph', () => {
+  it('has a node per window channel and an edge per kept pair of a conv kernel, weighted by its kept entries', () => {
+    // [kh=2, kw=1, in=3, out=2]: entry (p, i, o) at (p·3 + i)·2 + o.
+    const shape = [2, 1, 3, 2];
+    const g = pairGeometry(shape);
+    const bits = new Uint8Array(12);
+    bits[entryIndex(g, 0, 0, 0)] = 1;
+    bits[entryIndex(g, 1, 0, 0)] = 1; // pair (0 → 0) kept twice
+    bits[entryIndex(g, 1, 2, 1)] = 1; // pair (2 → 1) once
+    bits[entryIndex(g, 0, 1, 1)] = 1; // pair (1 → 1) once
+    // Window over inputs 0..1 and outputs 0..1: (2 → 1) is outside it.
+    const graph = windowGraph(bits, g, 0, 0, 2);
+    expect(graph.order).toBe(4);
+    expect(graph.size).toBe(2);
+    expect(graph.getDirectedEdgeAttributes(inputNode(0), outputNode(0))).toEqual({ kept: 2 });
+    expect(graph.hasDirectedEdge(inputNode(1), outputNode(1))).toBe(true);
+    expect(Array.from(adjacencyOf(graph, 0, 0, 2))).toEqual([1, 0, 0, 1]);
+    // Window over inputs 1..2: (0 → 0) is outside it, (1 → 1) and (2 → 1) inside.
+    const right = windowGraph(bits, g, 0, 1, 2);
+    expect(right.hasNode(inputNode(0))).toBe(false);
+    expect(right.hasDirectedEdge(inputNode(2), outputNode(1))).toBe(true);
+    expect(Array.from(adjacencyOf(right, 0, 1, 2))).toEqual([0, 0, 1, 1]);
+    expect(right.inDegree(outputNode(1))).toBe(2);
   });
 });
 

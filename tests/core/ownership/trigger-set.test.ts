@@ -129,6 +129,8 @@ describe('training the trigger set into a ticket (wasm)', () => {
     const added = mixed.train.count - dataset.train.count;
     expect(added % triggers.count).toBe(0);
     expect((added / mixed.train.count) * 60).toBeCloseTo(2, 1);
+    // Augmentation (CIFAR) leaves the trigger copies as they are, the clean rows before them as before.
+    expect(mixed.train.unaugmentedFrom).toBe(dataset.train.count);
     expect(mixed.validation).toBe(dataset.validation);
     expect(mixed.test).toBe(dataset.test);
     expect(mixed.normalization).toEqual(dataset.normalization);
