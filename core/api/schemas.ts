@@ -412,15 +412,17 @@ export interface ClaimReport {
   backend: BackendReport;
 }
 
-export const ATTACK_KINDS = ['finetune', 'prune', 'retrain', 'ambiguity', 'permute'] as const;
+export const ATTACK_KINDS = ['finetune', 'prune', 'retrain', 'ambiguity', 'permute', 'paths'] as const;
 
 /** Runs an attack family against one's own claim (ALGORITHMS.md 9.6): each attacked network checked against the claimed ticket's claims. */
 export const AttackRequest = z
   .object({
     claim: Id,
     kind: z.enum(ATTACK_KINDS),
-    /** Training steps of fine-tuning and re-training (default: 20 epochs of fine-tuning, the run's length for re-training). */
+    /** Training steps of fine-tuning and re-training (default: 20 epochs of fine-tuning, the run's length for re-training, one epoch after path removal). */
     iterations: PositiveInt.optional(),
+    /** Path removal: paths removed (default 100 and 1000, the paper's `--num-paths 1000`). */
+    paths: z.array(z.number().int().min(1).max(1_000_000)).min(1).max(10).optional(),
     /** Pruning: further fractions of the remaining weights (default 0.1, 0.2, 0.3, 0.4, 0.5). */
     fractions: z.array(z.number().gt(0).max(0.9)).min(1).max(20).optional(),
     seed: z.number().int().min(0).default(0),

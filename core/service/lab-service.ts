@@ -885,7 +885,7 @@ export class LabService implements LabApi {
       },
       claims, ticketId: ticket.id, model: arch.id, inputShape: dataset.imageShape, numClasses: dataset.numClasses, ownerKeyPath: this.ownerKeyPath(),
     };
-    const result = await runAttacks(store, target, params.kind, { iterations: params.iterations, fractions: params.fractions });
+    const result = await runAttacks(store, target, params.kind, { iterations: params.iterations, fractions: params.fractions, paths: params.paths });
     return { claims: claims.map((c) => c.id), ticket: toSummary(ticket), kind: params.kind, ...result };
   }
 

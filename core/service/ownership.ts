@@ -11,6 +11,7 @@ import type { WeightSet } from '../models/weights';
 import { type SignaturePlan, verifySignature } from '../ownership/graph-signature';
 import { windowEntries } from '../ownership/mask-graph';
 import { alignToReference, permuteHiddenUnits } from '../ownership/permutation';
+import { pathRemovalAttack } from '../ownership/path-removal';
 import { loadOwnerKey, ownershipSecret } from '../ownership/keys';
 import { makeTriggerSet, predictionsFromLogits, predictTriggers, type TriggerMessage, type TriggerSet, verifyTriggerSet } from '../ownership/trigger-set';
 import type { MaskSet } from '../pruning/mask';
@@ -176,7 +177,7 @@ export async function runAttacks(
   store: LabStore,
   target: AttackTarget,
   kind: AttackRequest['kind'],
-  options: { iterations?: number | undefined; fractions?: number[] | undefined },
+  options: { iterations?: number | undefined; fractions?: number[] | undefined; paths?: number[] | undefined },
 ): Promise<Pick<AttackReport, 'baseline' | 'rows'>> {
   const { input } = target;
   const accuracyOf = async (net: { weights: WeightSet; masks: MaskSet }) => (await evaluateWeights(input.arch, input.specs, input.dataset, net.weights, net.masks)).test.accuracy;
@@ -247,6 +248,22 @@ export async function runAttacks(
     case 'permute':
       await record('a random permutation of every hidden layer\'s units', permuteAttack(input));
       break;
+    case 'paths': {
+      // §9.4: removal alone, then the same network fine-tuned with its new mask fixed, which is how a
+      // thief would win back accuracy the removal cost while keeping the altered topology.
+      const epoch = Math.ceil(input.dataset.train.count / (input.schedule?.batchSize ?? 60));
+      const iterations = options.iterations ?? epoch;
+      for (const paths of options.paths ?? [100, 1000]) {
+        for (const by of ['magnitude', 'uniform'] as const) {
+          const removed = pathRemovalAttack(input, { paths, by });
+          const label = `remove ${paths} paths ${by === 'magnitude' ? '∝ |w|' : 'uniformly'}`;
+          await record(label, removed);
+          const tuned = await fineTuneAttack({ ...input, weights: removed.weights, masks: removed.masks }, { iterations });
+          await record(`${label}, then fine-tune ${iterations} steps (mask fixed)`, { ...tuned, description: { ...removed.description, fineTune: tuned.description } });
+        }
+      }
+      break;
+    }
   }
   return { baseline, rows };
 }

@@ -95,6 +95,16 @@ describe('claim and verify', () => {
       expect(forged.verdicts[0]!.verdict).toBe('verified');
       expect(forged.description.forgedSignature).toMatchObject({ verified: true });
       expect(ambiguity.rows.find((r) => r.attack.startsWith('a random-key claim'))!.succeeded).toBe(false);
+
+      // Path removal: each count by |w| and uniformly, each removal alone and then fine-tuned with its mask.
+      const paths = await service.attack({ claim, kind: 'paths', paths: [50], iterations: 20, backend: 'wasm' });
+      expect(paths.rows.map((r) => r.attack)).toEqual([
+        'remove 50 paths ∝ |w|', 'remove 50 paths ∝ |w|, then fine-tune 20 steps (mask fixed)',
+        'remove 50 paths uniformly', 'remove 50 paths uniformly, then fine-tune 20 steps (mask fixed)',
+      ]);
+      for (const r of paths.rows) expect(Object.values(r.description.pairsRemoved as Record<string, number>)).toEqual([50, 50, 50]);
+      // 50 of the thousands of fc2 pairs rarely touch the 256-cell window: the owner stays verified.
+      expect(paths.rows[0]!.verdicts[0]!.verdict).toBe('verified');
     } finally {
       service.close();
     }
