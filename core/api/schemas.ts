@@ -421,7 +421,7 @@ export const AttackRequest = z
     kind: z.enum(ATTACK_KINDS),
     /** Training steps of fine-tuning and re-training (default: 20 epochs of fine-tuning, the run's length for re-training, one epoch after path removal). */
     iterations: PositiveInt.optional(),
-    /** Path removal: paths removed (default 100 and 1000, the paper's `--num-paths 1000`). */
+    /** Path removal: paths removed through the hidden masked layers (default 10, 100 and 1000; the paper's `--num-paths 1000`). */
     paths: z.array(z.number().int().min(1).max(1_000_000)).min(1).max(10).optional(),
     /** Pruning: further fractions of the remaining weights (default 0.1, 0.2, 0.3, 0.4, 0.5). */
     fractions: z.array(z.number().gt(0).max(0.9)).min(1).max(20).optional(),

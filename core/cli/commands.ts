@@ -470,7 +470,7 @@ export const COMMANDS: CommandDef[] = [
     options: [
       { flag: 'kind', kind: 'string', help: 'finetune | prune | retrain | ambiguity | permute | paths' },
       { flag: 'iterations', kind: 'int', help: 'fine-tuning and re-training steps (default: 20 epochs of fine-tuning; the run\'s length for re-training; one epoch after path removal)' },
-      { flag: 'paths', kind: 'int-list', help: 'paths: how many input→output paths to remove, each a run (default 100,1000)' },
+      { flag: 'paths', kind: 'int-list', help: 'paths: how many channel paths through the hidden masked layers to remove, each a run (default 10,100,1000)' },
       { flag: 'fractions', kind: 'number-list', help: 'prune: further fractions of the remaining weights (default 0.1,0.2,0.3,0.4,0.5); ambiguity: fractions revived (default 0.1)' },
       { flag: 'seed', kind: 'int', help: 'seeds the attacks\' random choices (default 0)' },
       TICKET_DATA_DIR_OPTION,

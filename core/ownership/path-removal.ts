@@ -4,8 +4,8 @@
 // as an attack, the removals may also flip signature bits 1 → 0 (a pair goes entirely, every kernel
 // position of it), which is what the verifier's adjacency reads.
 //
-// One path: start at a random input channel of the first masked layer; in each masked layer in
-// order, pick an output channel o among those the current input still reaches (∝ Σ|W⊙M| over the
+// One path: start at a random input channel of the first layer it runs through (by default the
+// hidden masked layers); in each of them in order, pick an output channel o among those the current input still reaches (∝ Σ|W⊙M| over the
 // pair's kernel positions, or uniformly with `by: 'uniform'`, the repo's `random_path`), remove the
 // pair (i, o) and continue from o. Where o is no input of the next layer (a flatten, a stage change)
 // the next input is random, as the repo does; an input that reaches nothing is re-drawn among the
@@ -18,8 +18,15 @@ import { type AttackInput, type AttackedNetwork, maskedWeights } from './attacks
 import { entryIndex, pairGeometry } from './mask-graph';
 
 export interface PathRemovalOptions {
-  /** Paths to remove: each takes at most one channel pair out of every masked layer. */
+  /** Paths to remove: each takes at most one channel pair out of every layer it runs through. */
   paths: number;
+  /**
+   * The masked layers the paths run through, in order. Default: the hidden ones (every masked layer
+   * but the first and the output layer), as the paper's ticket masks every conv but the first and
+   * never the classifier; a conv net's first layer (3 → 16 channels: 48 pairs) would empty in a
+   * few dozen paths and measure only that.
+   */
+  layers?: readonly string[];
   /** How the next channel is drawn: ∝ the pair's |w| (`prune_ewp`) or uniformly (`random_path`). */
   by?: 'magnitude' | 'uniform';
 }
@@ -102,14 +109,25 @@ function removeStep(layer: LayerPairs, i: number, by: 'magnitude' | 'uniform', r
   return o;
 }
 
+/** Every masked layer but the first and the last (the output layer); all of them when there are two or fewer. */
+export function hiddenLayers(names: readonly string[]): string[] {
+  return names.length > 2 ? names.slice(1, -1) : [...names];
+}
+
 /** The claimed ticket with `paths` paths removed (no retraining: the service fine-tunes a copy when asked). */
 export function pathRemovalAttack(input: Pick<AttackInput, 'weights' | 'masks' | 'seed'>, options: PathRemovalOptions): AttackedNetwork {
   const { paths } = options;
   const by = options.by ?? 'magnitude';
   if (!Number.isInteger(paths) || paths < 1) throw new InvalidRequestError(`Path removal takes a positive whole number of paths, got ${paths}.`);
   const masks = cloneMasks(input.masks);
-  if (masks.length === 0) throw new InvalidRequestError('The ticket has no masked layers to remove paths from.');
-  const layers = masks.map((m) => layerPairs(m.name, m.shape, m.bits, input.weights.find((t) => t.name === m.name)?.values));
+  const names = options.layers ?? hiddenLayers(masks.map((m) => m.name));
+  const unknown = names.find((name) => !masks.some((m) => m.name === name));
+  if (unknown !== undefined) throw new InvalidRequestError(`Path removal was asked to run through '${unknown}', which the ticket does not mask.`);
+  if (names.length === 0) throw new InvalidRequestError('The ticket has no masked layers to remove paths from.');
+  const layers = names.map((name) => {
+    const m = masks.find((mask) => mask.name === name)!;
+    return layerPairs(m.name, m.shape, m.bits, input.weights.find((t) => t.name === m.name)?.values);
+  });
   const keptBefore = masks.reduce((n, m) => n + countKept(m.bits), 0);
   const rng = Rng.stream(input.seed, 'path-removal', by);
   for (let path = 0; path < paths; path++) {
@@ -123,7 +141,7 @@ export function pathRemovalAttack(input: Pick<AttackInput, 'weights' | 'masks' |
   return {
     weights: maskedWeights(input.weights, masks), masks,
     description: {
-      attack: 'path-removal', paths, by, seed: input.seed, keptBefore, keptAfter, entriesRemoved: keptBefore - keptAfter,
+      attack: 'path-removal', paths, by, layers: names, seed: input.seed, keptBefore, keptAfter, entriesRemoved: keptBefore - keptAfter,
       pairsRemoved: Object.fromEntries(layers.map((l) => [l.name, l.removed])),
     },
   };

@@ -213,10 +213,11 @@ export async function runAttacks(
       await record('fine-tune, free (mask: w ≠ 0)', free);
       if (free.claimedCountMasks) {
         // The same stolen network read the other way 9.3 gives a maskless suspect (its accuracy is
-        // that of the sparser reading): the thief wins only if both readings fail.
+        // that of the sparser reading). The thief deploys the dense network: a signature is lost only
+        // if both readings fail, a trigger set only if the deployed network fails it.
         await record("fine-tune, free (mask: each layer's claimed count of largest |w|)", { ...free, masks: free.claimedCountMasks });
         const [dense, counted] = rows.slice(-2) as [AttackRow, AttackRow];
-        dense.succeeded = counted.succeeded = dense.succeeded && counted.verdicts.some((v) => v.verdict === 'not verified');
+        dense.succeeded = counted.succeeded = lostByFreeFineTuning(dense.verdicts, counted.verdicts) && dense.testAccuracy >= baseline.testAccuracy - 0.03;
       }
       break;
     }
@@ -253,7 +254,7 @@ export async function runAttacks(
       // thief would win back accuracy the removal cost while keeping the altered topology.
       const epoch = Math.ceil(input.dataset.train.count / (input.schedule?.batchSize ?? 60));
       const iterations = options.iterations ?? epoch;
-      for (const paths of options.paths ?? [100, 1000]) {
+      for (const paths of options.paths ?? [10, 100, 1000]) {
         for (const by of ['magnitude', 'uniform'] as const) {
           const removed = pathRemovalAttack(input, { paths, by });
           const label = `remove ${paths} paths ${by === 'magnitude' ? '∝ |w|' : 'uniformly'}`;
@@ -266,6 +267,15 @@ export async function runAttacks(
     }
   }
   return { baseline, rows };
+}
+
+/**
+ * Whether a free fine-tune flipped a verdict, from the verdicts on its two readings (w ≠ 0, and each
+ * layer's claimed count of largest |w|), claim by claim in the same order: a graph signature is lost
+ * only if neither reading verifies it, a trigger set only if the deployed (w ≠ 0) network fails it.
+ */
+export function lostByFreeFineTuning(dense: readonly VerdictReport[], counted: readonly VerdictReport[]): boolean {
+  return dense.some((v, k) => v.verdict === 'not verified' && (v.scheme === 'trigger-set' || counted[k]?.verdict === 'not verified'));
 }
 
 /** The permutation attack: every hidden layer's units shuffled, the function unchanged. */

@@ -29,5 +29,5 @@ claim=$(field "$out/claim.json" "d['claims'][0]['id']")
 for kind in permute prune ambiguity; do lab attack "$claim" --kind "$kind" >> "$out/attacks.json"; done
 lab attack "$claim" --kind finetune --iterations $((iterations / 3)) >> "$out/attacks.json"
 lab attack "$claim" --kind retrain --iterations "$iterations" >> "$out/attacks.json"
-lab attack "$claim" --kind paths --paths 100,1000 --iterations 351 >> "$out/attacks.json"
+lab attack "$claim" --kind paths --iterations 351 >> "$out/attacks.json"
 echo "done: $ticket $claim"

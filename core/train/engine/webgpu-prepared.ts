@@ -72,10 +72,20 @@ export const FLAT = (size: number) => `gid.x + gid.y * nwg.x * ${size}u`;
 
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 
+type GpuPipeline = { getBindGroupLayout(i: number): unknown };
+
+/**
+ * Compiled pipelines per device, by WGSL source: every engine of a run (IMP's levels, a stack's
+ * members, its evaluations) bakes the same shapes into the same shaders, and compiling them again
+ * is most of an engine's start (seconds on a software adapter). A pipeline with layout 'auto' holds
+ * no buffers, so sharing it between engines is safe; the cache goes with the device.
+ */
+const compiled = new WeakMap<object, Map<string, GpuPipeline>>();
+
 export class WebGpuDispatcher {
   private readonly backend = tf.backend() as unknown as WebGpuBackendInternals;
   readonly device: GpuDevice = this.backend.device;
-  private readonly pipelines = new Map<string, { getBindGroupLayout(i: number): unknown }>();
+  private readonly pipelines = new Map<string, GpuPipeline>();
   private readonly owned: GpuBuffer[] = [];
   // WebGPU reports invalid shaders and commands asynchronously and otherwise carries on, so a
   // broken kernel would train on garbage without a word: collect the errors and fail on them.
@@ -94,10 +104,17 @@ export class WebGpuDispatcher {
     if (errors.length > 0) throw new InternalError(`The GPU reported an error, so this run's results cannot be trusted: ${errors[0]}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}.`);
   }
 
-  private pipeline(key: string, code: () => string) {
+  private pipeline(key: string, code: () => string): GpuPipeline {
     let p = this.pipelines.get(key);
     if (!p) {
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module: this.device.createShaderModule({ code: code() }), entryPoint: 'main' } });
+      let byCode = compiled.get(this.device);
+      if (!byCode) compiled.set(this.device, (byCode = new Map()));
+      const source = code();
+      p = byCode.get(source);
+      if (!p) {
+        p = this.device.createComputePipeline({ layout: 'auto', compute: { module: this.device.createShaderModule({ code: source }), entryPoint: 'main' } });
+        byCode.set(source, p);
+      }
       this.pipelines.set(key, p);
     }
     return p;

@@ -27,7 +27,7 @@ describe('export-mask', () => {
 
   it('exports a stored ticket as safetensors, npz and a PyTorch state dict: weight masks, masked trained weights; refuses what it cannot write', async () => {
     const db = join(temp(), 'lab.db');
-    const search = await runCliProcess(['search', 'oneshot', '--model', 'lenet-300-100', '--dataset', 'mnist', '--sparsity', '0.9', '--iterations', '20', '--eval-every', '10', '--validation-size', '500', '--json', '--backend', 'cpu'], { TICKET_LAB_DB: db });
+    const search = await runCliProcess(['search', 'oneshot', '--model', 'lenet-300-100', '--dataset', 'mnist', '--sparsity', '0.9', '--iterations', '20', '--eval-every', '10', '--validation-size', '500', '--json', '--backend', 'wasm'], { TICKET_LAB_DB: db });
     expect(search.code).toBe(0);
     const ticket = (JSON.parse(search.stdout) as { tickets: Array<{ id: string; level: number }> }).tickets.find((t) => t.level === 1)!.id;
     for (const format of ['safetensors', 'npz', 'pt-state-dict']) await checkExport(db, ticket, format);

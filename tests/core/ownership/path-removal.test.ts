@@ -23,7 +23,8 @@ describe('path removal', () => {
     // A conv [kh=3, kw=3, 4, 8], a conv [3, 3, 8, 8] and a dense layer over a flatten [128, 10]: outputs of the
     // second conv (0..7) are valid inputs of the dense layer too, so paths run through all three.
     const base = net([[3, 3, 4, 8], [3, 3, 8, 8], [128, 10]]);
-    const attacked = pathRemovalAttack({ ...base, seed: 3 }, { paths: 5 });
+    const all = { layers: base.masks.map((m) => m.name) };
+    const attacked = pathRemovalAttack({ ...base, seed: 3 }, { paths: 5, ...all });
     expect(attacked.description.pairsRemoved).toEqual({ 'layer0/kernel': 5, 'layer1/kernel': 5, 'layer2/kernel': 5 });
     attacked.masks.forEach((m, k) => {
       const before = base.masks[k]!;
@@ -37,8 +38,18 @@ describe('path removal', () => {
       });
     });
     expect(base.masks.every((m) => countKept(m.bits) === m.bits.length)).toBe(true); // the input is untouched
-    expect(pathRemovalAttack({ ...base, seed: 3 }, { paths: 5 }).masks).toEqual(attacked.masks);
-    expect(pathRemovalAttack({ ...base, seed: 4 }, { paths: 5 }).masks).not.toEqual(attacked.masks);
+    expect(pathRemovalAttack({ ...base, seed: 3 }, { paths: 5, ...all }).masks).toEqual(attacked.masks);
+    expect(pathRemovalAttack({ ...base, seed: 4 }, { paths: 5, ...all }).masks).not.toEqual(attacked.masks);
+  });
+
+  it('runs through the hidden layers by default, leaving the first and the output layer whole', () => {
+    const base = net([[3, 3, 3, 4], [3, 3, 4, 8], [3, 3, 8, 8], [128, 10]]);
+    const attacked = pathRemovalAttack({ ...base, seed: 1 }, { paths: 4 });
+    expect(attacked.description.layers).toEqual(['layer1/kernel', 'layer2/kernel']);
+    expect(attacked.description.pairsRemoved).toEqual({ 'layer1/kernel': 4, 'layer2/kernel': 4 });
+    expect(attacked.masks[0]).toEqual(base.masks[0]);
+    expect(attacked.masks[3]).toEqual(base.masks[3]);
+    expect(() => pathRemovalAttack({ ...base, seed: 1 }, { paths: 4, layers: ['nope'] })).toThrow(/does not mask/);
   });
 
   it('draws the next channel in proportion to the pair\'s |w|, or uniformly over the connected ones', () => {
@@ -72,7 +83,7 @@ describe('path removal', () => {
     const emptied = pathRemovalAttack({ ...base, seed: 0 }, { paths: 3 });
     expect(countKept(emptied.masks[0]!.bits)).toBe(0);
     // More paths than pairs: the layer empties, and the rest of the paths pass through it.
-    const more = pathRemovalAttack({ ...net([[3, 1], [1, 4]]), seed: 0 }, { paths: 6 });
+    const more = pathRemovalAttack({ ...net([[3, 1], [1, 4]]), seed: 0 }, { paths: 6 }); // two layers: both are run through
     expect(more.description.pairsRemoved).toEqual({ 'layer0/kernel': 3, 'layer1/kernel': 4 });
   });
 
