@@ -14,6 +14,7 @@ export const ERROR_CODES = [
   'DATASET_UNAVAILABLE',
   'DATA_FORMAT',
   'MASK_FORMAT',
+  'BUNDLE_REJECTED',
   'TRAINING_DIVERGED',
   'CANCELLED',
   'INTERNAL',
@@ -82,6 +83,32 @@ export class DataFormatError extends LabError {
 
 export class MaskFormatError extends LabError {
   readonly code = 'MASK_FORMAT';
+}
+
+/** Why a signed bundle or signed folder was refused; scripts branch on it, the message names the entry. */
+export const BUNDLE_REJECTIONS = [
+  'malformed', // not a zip / not an OMS signature / a manifest that does not parse
+  'bad-signature', // the DSSE signature does not verify with the key
+  'unknown-key', // no key to verify with, or not the one asked for
+  'digest-mismatch', // a signed file's bytes differ from its digest
+  'unlisted-entry', // a file the signature does not list
+  'missing-entry', // a file the signature lists is not there
+  'path-traversal', // an entry name that would leave its folder (.., absolute, backslash, drive)
+  'unsafe-entry', // a symlink, a duplicate name, an encrypted or zip64 entry
+  'too-large', // over a count, size or compression-ratio limit
+] as const;
+export type BundleRejection = (typeof BUNDLE_REJECTIONS)[number];
+
+/** A bundle (or signed folder) that must not be trusted or imported; nothing was written. */
+export class BundleRejectedError extends LabError {
+  readonly code = 'BUNDLE_REJECTED';
+  constructor(
+    readonly reason: BundleRejection,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
 }
 
 export class TrainingDivergedError extends LabError {
