@@ -5,11 +5,12 @@
 #   chromium, libvulkan1: SwiftShader (a software Vulkan driver inside chromium) and the Vulkan loader,
 #     so WebGPU kernels run and are checked on machines without a GPU
 #   python3-numpy: NumPy writes the .npy/.npz files the format readers are tested against
+#   python3-cryptography: tests/support/oms_verify.py, the independent OMS verifier that checks our model.sig
 # With --bench (`npm run bench`), the PyTorch the benchmark compares with instead:
 #   python3-torch, libopenblas0-pthread: Debian's PyTorch and an optimised BLAS for it (without one,
 #     libblas.so.3 is the netlib reference BLAS, about 5x slower: bench/torch_env.py)
 set -euo pipefail
-packages=(dataset-fashion-mnist chromium libvulkan1 python3-numpy)
+packages=(dataset-fashion-mnist chromium libvulkan1 python3-numpy python3-cryptography)
 [ "${1:-}" = --bench ] && packages=(python3-torch libopenblas0-pthread)
 
 missing=()
