@@ -25,6 +25,12 @@ import {
   type AttackReport,
   ExportTriggersRequest,
   type ExportTriggersReport,
+  ExportBundleRequest,
+  type ExportBundleReport,
+  VerifyBundleRequest,
+  type VerifyBundleReport,
+  ImportBundleRequest,
+  type ImportBundleReport,
   ListRunsRequest,
   ListTicketsRequest,
   SearchImpRequest,
@@ -105,6 +111,12 @@ export interface LabApi {
   attack(request: AttackRequest, options?: CallOptions): Promise<AttackReport>;
   /** A trigger-set claim's images (owner key needed) as a normalised .npy, to query a suspect in another framework; `verify --logits` scores the answers. */
   exportTriggers(request: ExportTriggersRequest): Promise<ExportTriggersReport>;
+  /** A ticket as a signed bundle (.tlb): manifest, masks, optional weights and lineage, OMS v1.0 model.sig by the owner's key. */
+  exportBundle(request: ExportBundleRequest): Promise<ExportBundleReport>;
+  /** Checks a bundle (or an OMS-signed folder): signature, digests, no unlisted file; stores nothing. */
+  verifyBundle(request: VerifyBundleRequest): Promise<VerifyBundleReport>;
+  /** Verifies a bundle, then stores its ticket, lineage, claims and keys in one transaction. */
+  importBundle(request: ImportBundleRequest): Promise<ImportBundleReport>;
 }
 
 /** Every method with the validator of its request: the list transports are built from. */
@@ -134,6 +146,9 @@ export const LAB_API_METHODS = {
   verify: VerifyRequest,
   attack: AttackRequest,
   exportTriggers: ExportTriggersRequest,
+  exportBundle: ExportBundleRequest,
+  verifyBundle: VerifyBundleRequest,
+  importBundle: ImportBundleRequest,
 } satisfies { [K in keyof LabApi]: z.ZodType };
 
 export type LabApiMethod = keyof typeof LAB_API_METHODS;

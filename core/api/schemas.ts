@@ -786,3 +786,94 @@ export interface SearchProgress {
   elapsedSeconds: number;
   etaSeconds: number | null;
 }
+
+// ---- signed ticket bundles (step 6) ----
+
+/** Exports a ticket as a signed bundle (.tlb): manifest, masks, optional weights and lineage, and an OMS v1.0 model.sig by the owner's key. */
+export const ExportBundleRequest = z
+  .object({
+    ticket: Id,
+    output: z.string().min(1, 'an output file (-o FILE.tlb) is required'),
+    /** The ticket's start and final weights (safetensors), and its ancestors' with withLineage. */
+    withWeights: z.boolean().default(false),
+    /** Its ancestors, root first, with their masks and claims. */
+    withLineage: z.boolean().default(false),
+  })
+  .strict();
+export type ExportBundleRequest = z.input<typeof ExportBundleRequest>;
+
+export interface BundleFileReport {
+  name: string;
+  bytes: number;
+  /** Hex SHA-256, as model.sig lists it. */
+  sha256: string;
+}
+
+export interface ExportBundleReport {
+  ticket: TicketSummary;
+  path: string;
+  bytes: number;
+  /** The signed files (model.sig excluded). */
+  files: BundleFileReport[];
+  signer: { fingerprint: string; curve: string };
+  lineage: number;
+  claims: number;
+}
+
+/**
+ * Verifies a bundle, or a plain folder signed by OMS (the reference implementation's output):
+ * signature, statement, every digest, no unlisted file. Nothing is stored.
+ */
+export const VerifyBundleRequest = z
+  .object({
+    path: z.string().min(1),
+    /** A PEM public key to verify with; without it, the key the signature carries (reported as known or not). */
+    key: z.string().min(1).optional(),
+    /** Folder only: the signature file (default: model.sig in the folder). */
+    signature: z.string().min(1).optional(),
+    /** Folder only: paths left out of signing, relative to the folder. */
+    ignorePaths: z.array(z.string().min(1)).max(1000).optional(),
+  })
+  .strict();
+export type VerifyBundleRequest = z.input<typeof VerifyBundleRequest>;
+
+export interface BundleSignerReport {
+  fingerprint: string;
+  curve: string;
+  /** The key is in this store's keys table; `own` when it is this user's. */
+  known: boolean;
+  own: boolean;
+  label: string | null;
+}
+
+export interface VerifyBundleReport {
+  path: string;
+  kind: 'bundle' | 'folder';
+  verified: true;
+  signer: BundleSignerReport;
+  files: BundleFileReport[];
+  /** Bundles only: what the manifest says the ticket is. */
+  ticket: { id: string; model: string; dataset: string; method: string; sparsity: number; testAccuracy: number | null; lineage: number; claims: number } | null;
+}
+
+/** Verifies a bundle, then stores its ticket, lineage, claims and keys in one transaction (a no-op the second time). */
+export const ImportBundleRequest = z
+  .object({
+    path: z.string().min(1),
+    /** The signer's PEM public key; needed when the signer is not a key this store knows, unless `trust`. */
+    key: z.string().min(1).optional(),
+    /** Accept an unknown signer's key as the signature carries it (and remember it). */
+    trust: z.boolean().default(false),
+  })
+  .strict();
+export type ImportBundleRequest = z.input<typeof ImportBundleRequest>;
+
+export interface ImportBundleReport {
+  path: string;
+  ticket: TicketSummary;
+  signer: BundleSignerReport;
+  /** Tickets written now, and those already here (importing twice writes nothing). */
+  created: string[];
+  present: string[];
+  claims: string[];
+}

@@ -1,7 +1,7 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, AttackRequest, ExportTriggersRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
-import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, claimText, verifyText, attackText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, AttackRequest, ExportTriggersRequest, ExportBundleRequest, VerifyBundleRequest, ImportBundleRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, exportBundleText, verifyBundleText, importBundleText, claimText, verifyText, attackText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
 
@@ -515,6 +515,47 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, request, [ticket]) {
       const report = await ctx.api.exportMask({ ...request, ticket: ticket! } as ExportMaskRequest);
       ctx.out(ctx.json ? JSON.stringify(report, null, 2) : `${report.path}: ${report.format}, ${report.tensors.length} tensors of ticket ${report.ticket.id} (${(100 * report.sparsity).toFixed(2)} % pruned), ${report.bytes.toLocaleString('en-US')} bytes`);
+    },
+  },
+  {
+    name: 'export',
+    summary: 'a ticket as a signed bundle (.tlb): manifest, masks, optional weights and lineage, and an OMS v1.0 model.sig by the owner\'s key',
+    positionals: ['TICKET'],
+    options: [
+      { flag: 'output', short: 'o', kind: 'string', help: 'the .tlb to write (replaced whole, never half-written)' },
+      { flag: 'with-weights', kind: 'boolean', sets: true, help: 'also the ticket\'s start and final weights (safetensors)' },
+      { flag: 'with-lineage', kind: 'boolean', sets: true, help: 'also its ancestors, root first, with their masks and claims' },
+    ],
+    async run(ctx, request, [ticket]) {
+      const report = await ctx.api.exportBundle({ ...request, ticket: ticket! } as ExportBundleRequest);
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : exportBundleText(report));
+    },
+  },
+  {
+    name: 'verify-bundle',
+    summary: 'checks a bundle, or a folder signed by OMS: the signature, every file\'s digest, no unlisted file; says who signed it; stores nothing',
+    positionals: ['FILE|DIR'],
+    options: [
+      { flag: 'key', kind: 'string', help: 'a PEM public key to verify with (default: the key the signature carries)' },
+      { flag: 'signature', kind: 'string', help: 'folder: the signature file (default DIR/model.sig)' },
+      { flag: 'ignore-paths', kind: 'string-list', help: 'folder: paths left out of signing, e.g. ignore-me,.git' },
+    ],
+    async run(ctx, request, [path]) {
+      const report = await ctx.api.verifyBundle({ ...request, path: path! } as VerifyBundleRequest);
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : verifyBundleText(report));
+    },
+  },
+  {
+    name: 'import-bundle',
+    summary: 'verifies a bundle, then stores its ticket, lineage, claims and keys in one transaction (again: a no-op)',
+    positionals: ['FILE'],
+    options: [
+      { flag: 'key', kind: 'string', help: 'the signer\'s PEM public key, when it is not a key this lab knows' },
+      { flag: 'trust', kind: 'boolean', sets: true, help: 'accept an unknown signer\'s key as the bundle carries it (check its fingerprint first)' },
+    ],
+    async run(ctx, request, [path]) {
+      const report = await ctx.api.importBundle({ ...request, path: path! } as ImportBundleRequest);
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : importBundleText(report));
     },
   },
   {

@@ -1,5 +1,5 @@
 // Human-readable output of the CLI: aligned tables and small numbers formatted the same way everywhere.
-import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, AttackReport, ClaimReport, EvaluateReport, ImportRunsReport, KeysReport, VerdictReport, VerifyReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
+import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, AttackReport, ClaimReport, EvaluateReport, ImportRunsReport, KeysReport, BundleFileReport, BundleSignerReport, ExportBundleReport, ImportBundleReport, VerifyBundleReport, VerdictReport, VerifyReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
 
 export function pct(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(digits)}%`;
@@ -255,6 +255,40 @@ export function keysText(r: KeysReport): string {
     lines.push('', table(['fingerprint', 'algorithm', 'label', 'own'], r.keys.map((k) => [k.fingerprint.slice(0, 16), k.algorithm, k.label ?? '', k.own ? 'yes' : ''])));
   }
   return lines.join('\n');
+}
+
+function signerText(s: BundleSignerReport): string {
+  const who = s.own ? 'your own key' : s.known ? `a known key${s.label ? ` (${s.label})` : ''}` : 'a key this lab does not know';
+  return `signed by ${s.fingerprint} (ECDSA ${s.curve}): ${who}`;
+}
+
+function bundleFilesTable(files: readonly BundleFileReport[]): string {
+  return table(['file', 'bytes', 'sha256'], files.map((f) => [f.name, f.bytes.toLocaleString('en-US'), f.sha256.slice(0, 16)]), [1]);
+}
+
+export function exportBundleText(r: ExportBundleReport): string {
+  const extra = [r.lineage > 0 ? `${r.lineage} ancestors` : '', r.claims > 0 ? `${r.claims} claims` : ''].filter(Boolean).join(', ');
+  return [
+    `${r.path}: ticket ${r.ticket.id} (${r.ticket.model}, ${remaining(r.ticket.sparsity)} remaining)${extra ? `, ${extra}` : ''}; ${r.bytes.toLocaleString('en-US')} bytes`,
+    `model.sig: OMS v1.0 over ${r.files.length} files, ${signerText({ ...r.signer, known: true, own: true, label: null })}`,
+    '',
+    bundleFilesTable(r.files),
+  ].join('\n');
+}
+
+export function verifyBundleText(r: VerifyBundleReport): string {
+  const lines = [`${r.path}: verified, every file's digest matches and no file is unlisted (${r.files.length} files)`, signerText(r.signer)];
+  if (r.ticket) {
+    const t = r.ticket;
+    lines.push(`ticket ${t.id}: ${t.model} on ${t.dataset}, ${t.method}, ${remaining(t.sparsity)} remaining, test ${t.testAccuracy === null ? '—' : pct(t.testAccuracy)}; ${t.lineage} ancestors, ${t.claims} claims`);
+  }
+  lines.push('', bundleFilesTable(r.files));
+  return lines.join('\n');
+}
+
+export function importBundleText(r: ImportBundleReport): string {
+  const what = r.created.length === 0 ? 'already here: nothing written' : `${r.created.length} tickets stored${r.present.length ? ` (${r.present.length} already here)` : ''}${r.claims.length ? `, ${r.claims.length} claims` : ''}`;
+  return [`${r.path}: ticket ${r.ticket.id} (${r.ticket.model}, ${remaining(r.ticket.sparsity)} remaining); ${what}`, signerText(r.signer)].join('\n');
 }
 
 export function evaluateText(r: EvaluateReport): string {

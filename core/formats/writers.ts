@@ -10,13 +10,21 @@ export interface OutTensor {
   values: Float32Array;
 }
 
-/** safetensors: u64 header length, the JSON header padded with spaces to 8 bytes, then F32 data in order. */
-export function safetensorsBytes(tensors: readonly OutTensor[], metadata: Record<string, string> = {}): Buffer {
+/** A tensor of bytes (a mask's 0/1 entries), written as U8 where the format has it. */
+export interface OutByteTensor {
+  name: string;
+  shape: number[];
+  values: Uint8Array;
+}
+
+/** safetensors: u64 header length, the JSON header padded with spaces to 8 bytes, then F32 (or U8) data in order. */
+export function safetensorsBytes(tensors: ReadonlyArray<OutTensor | OutByteTensor>, metadata: Record<string, string> = {}): Buffer {
   const header: Record<string, unknown> = Object.keys(metadata).length > 0 ? { __metadata__: metadata } : {};
   let offset = 0;
   for (const t of tensors) {
-    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * t.values.length] };
-    offset += 4 * t.values.length;
+    const bytes = t.values.byteLength;
+    header[t.name] = { dtype: t.values instanceof Uint8Array ? 'U8' : 'F32', shape: t.shape, data_offsets: [offset, offset + bytes] };
+    offset += bytes;
   }
   let json = Buffer.from(JSON.stringify(header), 'utf8');
   json = Buffer.concat([json, Buffer.alloc((8 - (json.length % 8)) % 8, 0x20)]);
@@ -25,8 +33,9 @@ export function safetensorsBytes(tensors: readonly OutTensor[], metadata: Record
   json.copy(out, 8);
   let at = 8 + json.length;
   for (const t of tensors) {
-    for (let i = 0; i < t.values.length; i++) out.writeFloatLE(t.values[i]!, at + 4 * i);
-    at += 4 * t.values.length;
+    if (t.values instanceof Uint8Array) out.set(t.values, at);
+    else for (let i = 0; i < t.values.length; i++) out.writeFloatLE(t.values[i]!, at + 4 * i);
+    at += t.values.byteLength;
   }
   return out;
 }

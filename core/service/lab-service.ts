@@ -12,6 +12,9 @@ import {
   DbInfoRequest,
   DoctorRequest,
   ExportMaskRequest,
+  ExportBundleRequest,
+  VerifyBundleRequest,
+  ImportBundleRequest,
   ImportModelRequest,
   ImportRunsRequest,
   KeysRequest,
@@ -43,6 +46,9 @@ import {
   type DbInfo,
   type DoctorReport,
   type ExportMaskReport,
+  type ExportBundleReport,
+  type VerifyBundleReport,
+  type ImportBundleReport,
   type ImportModelReport,
   type ImportRunsReport,
   type KeysReport,
@@ -99,6 +105,8 @@ import { makeTriggerSet, withTriggers } from '../ownership/trigger-set';
 import { type Suspect, checkClaim, checkLogits, claimTriggers, runAttacks } from './ownership';
 import { defaultOwnerKeyPath } from '../store/default-path';
 import { planOpenLthRuns } from './open-lth-runs';
+import { exportBundle, importBundle, verifyBundle } from './bundles';
+import { toSummary } from './summaries';
 import { ProgressTracker } from './progress';
 
 export interface LabServiceOptions {
@@ -192,7 +200,11 @@ export class LabService implements LabApi {
     const store = this.openStore(false);
     if (!store) throw new NotFoundError('model', idOrPrefix);
     const record = store.getModel(store.resolveModelId(idOrPrefix));
-    const spec = record.spec as { inputShape: number[]; numClasses: number; weights: string };
+    const spec = record.spec as { inputShape: number[]; numClasses: number; weights?: string };
+    // A model that came with a bundle brings its tickets, not its own weights.
+    if (record.source !== 'file' || spec.weights === undefined) {
+      throw new InvalidRequestError(`Model ${record.id} has no weights of its own here (it came with a ticket bundle, or is a zoo network): search from it with --from a ticket, or import its model file.`);
+    }
     return { record, spec, arch: modelArchitecture(record), weights: store.getWeights(spec.weights) };
   }
 
@@ -992,6 +1004,25 @@ export class LabService implements LabApi {
     return { root: read.root, runs, warnings };
   }
 
+  async exportBundle(request: z.input<typeof ExportBundleRequest>): Promise<ExportBundleReport> {
+    const params = parseRequest(ExportBundleRequest, request);
+    const store = this.openStore(false);
+    if (!store) throw new NotFoundError('ticket', params.ticket);
+    return exportBundle(store, this.ownerKey(store), params);
+  }
+
+  async verifyBundle(request: z.input<typeof VerifyBundleRequest>): Promise<VerifyBundleReport> {
+    return verifyBundle(this.openStore(false), parseRequest(VerifyBundleRequest, request));
+  }
+
+  async importBundle(request: z.input<typeof ImportBundleRequest>): Promise<ImportBundleReport> {
+    const params = parseRequest(ImportBundleRequest, request);
+    const store = this.openStore(true)!;
+    // The owner's own key counts as known even before anything was claimed with it.
+    if (existsSync(this.ownerKeyPath())) this.ownerKey(store);
+    return importBundle(store, params);
+  }
+
   async exportMask(request: z.input<typeof ExportMaskRequest>): Promise<ExportMaskReport> {
     const params = parseRequest(ExportMaskRequest, request);
     const store = this.openStore(false);
@@ -1336,25 +1367,6 @@ function oneShotTicket(outcome: OneShotOutcome, parentId: string | null): NewTic
     masks: outcome.masks,
     startWeights: outcome.startWeights,
     finalWeights: outcome.finalWeights,
-  };
-}
-
-export function toSummary(t: TicketRecord): TicketSummary {
-  return {
-    id: t.id,
-    runId: t.runId,
-    parentId: t.parentId,
-    level: t.level,
-    method: t.method,
-    role: t.role,
-    model: t.architecture,
-    dataset: t.datasetName,
-    sparsity: t.sparsity,
-    kept: t.kept,
-    total: t.total,
-    testAccuracy: t.testAccuracy,
-    earlyStopIteration: t.earlyStopIteration,
-    createdAt: t.createdAt,
   };
 }
 

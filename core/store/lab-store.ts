@@ -164,6 +164,17 @@ export const WEIGHTS_DEFLATE_LEVEL = 1;
 const ID_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz'; // Crockford base32: no i, l, o, u
 
 /** Random ids, not counters: stores from many machines merge without collisions (DESIGN.md, Slurm). */
+/** Same layers in the same order, same shapes, same bits. */
+function masksEqual(a: MaskSet, b: MaskSet): boolean {
+  return (
+    a.length === b.length &&
+    a.every((m, i) => {
+      const o = b[i]!;
+      return m.name === o.name && m.shape.join(',') === o.shape.join(',') && Buffer.from(m.bits).equals(Buffer.from(o.bits));
+    })
+  );
+}
+
 export function newId(prefix: 'run' | 'tk' | 'cl' | 'vf'): string {
   const bytes = randomBytes(10);
   let out = '';
@@ -400,31 +411,106 @@ export class LabStore {
    */
   saveLevel(runId: string, tickets: readonly NewTicket[], runUpdate: { rewindWeights?: WeightSet } = {}): string[] {
     const ids = tickets.map(() => newId('tk'));
-    const prepared = tickets.map((t) => ({ ticket: t, summary: summarizeMasks(t.masks), blobs: t.masks.map(encodeMask) }));
     this.write(() => {
       if (runUpdate.rewindWeights) {
         this.db.prepare('UPDATE runs SET rewind_weights = ? WHERE id = ?').run(this.putWeights(runUpdate.rewindWeights), runId);
       }
-      const insertTicket = this.db.prepare(
-        `INSERT INTO tickets (id, run_id, parent_id, level, method, role, kept, total, sparsity, test_accuracy, early_stop_iteration,
-                              metrics_json, curve_json, start_weights, final_weights, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      );
-      const insertMask = this.db.prepare('INSERT INTO masks (ticket_id, tensor, position, shape_json, kept, total, blob) VALUES (?, ?, ?, ?, ?, ?, ?)');
-      prepared.forEach(({ ticket, summary, blobs }, i) => {
-        const id = ids[i]!;
-        const start = ticket.startWeights ? this.putWeights(ticket.startWeights) : null;
-        const final = ticket.finalWeights ? this.putWeights(ticket.finalWeights) : null;
-        insertTicket.run(
-          id, runId, ticket.parentId, ticket.level, ticket.method, ticket.role, summary.kept, summary.total, summary.sparsity,
-          ticket.testAccuracy, ticket.earlyStopIteration, JSON.stringify(ticket.metrics), JSON.stringify(ticket.curve), start, final, now(),
-        );
-        ticket.masks.forEach((m, position) => {
-          insertMask.run(id, m.name, position, JSON.stringify(m.shape), countKept(m.bits), m.bits.length, blobs[position]);
-        });
-      });
+      this.insertTickets(runId, tickets.map((t, i) => ({ ...t, id: ids[i]!, createdAt: now() })));
     });
     return ids;
+  }
+
+  /** Inserts tickets with their masks and weights under the ids given; call inside a transaction. */
+  private insertTickets(runId: string, tickets: ReadonlyArray<NewTicket & { id: string; createdAt: string }>): void {
+    const insertTicket = this.db.prepare(
+      `INSERT INTO tickets (id, run_id, parent_id, level, method, role, kept, total, sparsity, test_accuracy, early_stop_iteration,
+                            metrics_json, curve_json, start_weights, final_weights, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    const insertMask = this.db.prepare('INSERT INTO masks (ticket_id, tensor, position, shape_json, kept, total, blob) VALUES (?, ?, ?, ?, ?, ?, ?)');
+    for (const ticket of tickets) {
+      const summary = summarizeMasks(ticket.masks);
+      const start = ticket.startWeights ? this.putWeights(ticket.startWeights) : null;
+      const final = ticket.finalWeights ? this.putWeights(ticket.finalWeights) : null;
+      insertTicket.run(
+        ticket.id, runId, ticket.parentId, ticket.level, ticket.method, ticket.role, summary.kept, summary.total, summary.sparsity,
+        ticket.testAccuracy, ticket.earlyStopIteration, JSON.stringify(ticket.metrics), JSON.stringify(ticket.curve), start, final, ticket.createdAt,
+      );
+      ticket.masks.forEach((m, position) => {
+        insertMask.run(ticket.id, m.name, position, JSON.stringify(m.shape), countKept(m.bits), m.bits.length, encodeMask(m));
+      });
+    }
+  }
+
+  /**
+   * Stores a ticket from a verified bundle (core/bundle) in one transaction, under the ids it had
+   * where it was made: the public keys its claims name, its model and dataset and run when new, its
+   * lineage root first, and its claims. What is already here is kept, not written again, so
+   * importing twice is a no-op; an id that is here with other contents is refused, never overwritten.
+   * A parent that is neither here nor in the bundle is recorded in the ticket's metrics instead.
+   */
+  saveImportedBundle(bundle: {
+    keys: readonly KeyRecord[];
+    model: ModelRecord;
+    dataset: DatasetRecord;
+    run: Pick<RunRecord, 'id' | 'method' | 'runKey' | 'seed' | 'hparams' | 'backend' | 'versions' | 'status' | 'createdAt' | 'finishedAt'>;
+    /** Root first: a parent comes before its children. */
+    tickets: ReadonlyArray<NewTicket & { id: string; createdAt: string }>;
+    claims: readonly ClaimRecord[];
+  }): { ticketsCreated: string[]; ticketsPresent: string[]; claimsCreated: string[] } {
+    return this.write(() => {
+      const conflict = (what: string) => {
+        throw new InvalidRequestError(`The bundle's ${what} is already in this database with other contents; nothing was imported.`);
+      };
+      for (const key of bundle.keys) this.putKey(key);
+      const model = this.db.prepare('SELECT architecture FROM models WHERE id = ?').get(bundle.model.id) as { architecture: string } | undefined;
+      if (model && model.architecture !== bundle.model.architecture) conflict(`model ${bundle.model.id}`);
+      if (!model) {
+        this.db
+          .prepare('INSERT INTO models (id, architecture, source, source_digest, spec_json, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+          .run(bundle.model.id, bundle.model.architecture, bundle.model.source, bundle.model.sourceDigest, JSON.stringify(bundle.model.spec), now());
+      }
+      const dataset = this.db.prepare('SELECT digest FROM datasets WHERE id = ?').get(bundle.dataset.id) as { digest: string } | undefined;
+      if (dataset && dataset.digest !== bundle.dataset.digest) conflict(`dataset ${bundle.dataset.id}`);
+      if (!dataset) this.ensureDataset(bundle.dataset);
+      const { run } = bundle;
+      const storedRun = this.db.prepare('SELECT model_id, seed FROM runs WHERE id = ?').get(run.id) as { model_id: string; seed: number } | undefined;
+      if (storedRun && (storedRun.model_id !== bundle.model.id || storedRun.seed !== run.seed)) conflict(`run ${run.id}`);
+      if (!storedRun) {
+        this.db
+          .prepare(
+            `INSERT INTO runs (id, method, model_id, dataset_id, run_key, seed, hparams_json, backend_json, versions_json, status, created_at, finished_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(run.id, run.method, bundle.model.id, bundle.dataset.id, run.runKey, run.seed, JSON.stringify(run.hparams), JSON.stringify(run.backend), JSON.stringify(run.versions), run.status, run.createdAt, run.finishedAt);
+      }
+      const ticketsCreated: string[] = [];
+      const ticketsPresent: string[] = [];
+      for (const ticket of bundle.tickets) {
+        const stored = this.db.prepare('SELECT run_id, kept, total FROM tickets WHERE id = ?').get(ticket.id) as { run_id: string; kept: number; total: number } | undefined;
+        if (stored) {
+          const summary = summarizeMasks(ticket.masks);
+          const same = stored.run_id === run.id && stored.kept === summary.kept && stored.total === summary.total && masksEqual(this.getMasks(ticket.id), ticket.masks);
+          if (!same) conflict(`ticket ${ticket.id}`);
+          ticketsPresent.push(ticket.id);
+          continue;
+        }
+        const parentHere = ticket.parentId !== null && this.db.prepare('SELECT 1 FROM tickets WHERE id = ?').get(ticket.parentId) !== undefined;
+        const metrics = ticket.parentId !== null && !parentHere ? { ...ticket.metrics, parentNotImported: ticket.parentId } : ticket.metrics;
+        this.insertTickets(run.id, [{ ...ticket, parentId: parentHere ? ticket.parentId : null, metrics }]);
+        ticketsCreated.push(ticket.id);
+      }
+      const claimsCreated: string[] = [];
+      const insertClaim = this.db.prepare('INSERT INTO claims (id, ticket_id, kind, key_fingerprint, commitment, params_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      for (const claim of bundle.claims) {
+        const stored = this.db.prepare('SELECT commitment FROM claims WHERE id = ?').get(claim.id) as { commitment: string } | undefined;
+        if (stored && stored.commitment !== claim.commitment) conflict(`claim ${claim.id}`);
+        if (stored) continue;
+        insertClaim.run(claim.id, claim.ticketId, claim.kind, claim.keyFingerprint, claim.commitment, JSON.stringify(claim.params), claim.createdAt);
+        claimsCreated.push(claim.id);
+      }
+      return { ticketsCreated, ticketsPresent, claimsCreated };
+    });
   }
 
   /**
