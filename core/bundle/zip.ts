@@ -359,6 +359,11 @@ function readCentralDirectory(bytes: Uint8Array, view: DataView, directory: Cent
     const isDirectory = name.endsWith('/');
     if ((flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION)) !== 0) reject('unsafe-entry', `${entry} is encrypted; bundles hold only plain entries.`);
     if (compressedSize === MAX_U32 || size === MAX_U32 || localOffset === MAX_U32 || diskStart === MAX_U16 || hasExtra(extra, EXTRA_ZIP64)) {
+      // A zip bomb's usual costume: say it is too large when it declares so, else that zip64 is not read here.
+      const declared = size === MAX_U32 ? zip64Size(extra) : undefined;
+      if (declared !== undefined && declared > max.maxEntryBytes) {
+        reject('too-large', `${entry} declares ${declared} bytes (zip64), more than the ${max.maxEntryBytes} one bundle entry may hold.`);
+      }
       reject('unsafe-entry', `${entry} is a zip64 entry; bundles are plain zips.`);
     }
     if (diskStart !== 0) reject('unsafe-entry', `${entry} starts on disk ${diskStart}; bundles are a single file.`);
@@ -463,6 +468,17 @@ class PathClaims {
 }
 
 /** Whether a well-formed prefix of the extra field holds a block with this id. */
+/** The uncompressed size a zip64 extra field declares (its first 8-byte value, present when the header's size is 0xFFFFFFFF). */
+function zip64Size(extra: Uint8Array): number | undefined {
+  const view = new DataView(extra.buffer, extra.byteOffset, extra.byteLength);
+  for (let at = 0; at + 4 <= extra.length; ) {
+    const length = view.getUint16(at + 2, true);
+    if (view.getUint16(at, true) === EXTRA_ZIP64) return length >= 8 && at + 12 <= extra.length ? Number(view.getBigUint64(at + 4, true)) : undefined;
+    at += 4 + length;
+  }
+  return undefined;
+}
+
 function hasExtra(extra: Uint8Array, id: number): boolean {
   const view = new DataView(extra.buffer, extra.byteOffset, extra.byteLength);
   for (let at = 0; at + 4 <= extra.length; ) {

@@ -33,9 +33,11 @@ function fileReports(folder: string, names: readonly string[]): BundleFileReport
   });
 }
 
-function signerReport(store: LabStore | undefined, signer: { fingerprint: string; curve: string }): BundleSignerReport {
-  const known = store?.listKeys().find((k) => k.fingerprint === signer.fingerprint);
-  return { fingerprint: signer.fingerprint, curve: signer.curve, known: known !== undefined, own: known?.own ?? false, label: known?.label ?? null };
+/** Who signed: a key the store knows, or the owner's own (`ownFingerprint`, from the key file), or a stranger's. */
+function signerReport(store: LabStore | undefined, signer: { fingerprint: string; curve: string }, ownFingerprint: string | null): BundleSignerReport {
+  const stored = store?.listKeys().find((k) => k.fingerprint === signer.fingerprint);
+  const own = signer.fingerprint === ownFingerprint || (stored?.own ?? false);
+  return { fingerprint: signer.fingerprint, curve: signer.curve, known: own || stored !== undefined, own, label: stored?.label ?? (own ? 'owner' : null) };
 }
 
 export function exportBundle(store: LabStore, key: OwnerKey, params: { ticket: string; output: string; withWeights: boolean; withLineage: boolean }): ExportBundleReport {
@@ -54,7 +56,11 @@ export function exportBundle(store: LabStore, key: OwnerKey, params: { ticket: s
   };
 }
 
-export function verifyBundle(store: LabStore | undefined, params: { path: string; key?: string | undefined; signature?: string | undefined; ignorePaths?: string[] | undefined }): VerifyBundleReport {
+export function verifyBundle(
+  store: LabStore | undefined,
+  params: { path: string; key?: string | undefined; signature?: string | undefined; ignorePaths?: string[] | undefined },
+  ownFingerprint: string | null,
+): VerifyBundleReport {
   const key = params.key === undefined ? undefined : readPublicKey(params.key);
   let isFolder: boolean;
   try {
@@ -65,7 +71,7 @@ export function verifyBundle(store: LabStore | undefined, params: { path: string
   if (isFolder) {
     const signaturePath = params.signature ?? join(params.path, SIGNATURE_NAME);
     const verified = verifyFolder(params.path, { signaturePath, ...(key ? { key } : {}), ...(params.ignorePaths ? { ignorePaths: params.ignorePaths } : {}) });
-    return { path: params.path, kind: 'folder', verified: true, signer: signerReport(store, verified), files: fileReports(params.path, verified.files), ticket: null };
+    return { path: params.path, kind: 'folder', verified: true, signer: signerReport(store, verified, ownFingerprint), files: fileReports(params.path, verified.files), ticket: null };
   }
   if (params.signature !== undefined || params.ignorePaths !== undefined) {
     throw new InvalidRequestError('--signature and --ignore-paths are for a signed folder; a bundle carries its model.sig and ignores nothing.');
@@ -74,7 +80,7 @@ export function verifyBundle(store: LabStore | undefined, params: { path: string
   try {
     const { manifest } = bundle;
     return {
-      path: params.path, kind: 'bundle', verified: true, signer: signerReport(store, bundle.signer), files: fileReports(bundle.folder, bundle.files),
+      path: params.path, kind: 'bundle', verified: true, signer: signerReport(store, bundle.signer, ownFingerprint), files: fileReports(bundle.folder, bundle.files),
       ticket: {
         id: manifest.ticket.id, model: manifest.model.architecture, dataset: manifest.dataset.name, method: manifest.ticket.method, sparsity: manifest.ticket.sparsity,
         testAccuracy: manifest.ticket.testAccuracy, lineage: manifest.lineage.length, claims: manifest.claims.length,
@@ -90,11 +96,11 @@ export function verifyBundle(store: LabStore | undefined, params: { path: string
  * before), the key given with --key, or with --trust whatever key the signature carries. The
  * signer's key is remembered, so the next bundle from the same person is known.
  */
-export function importBundle(store: LabStore, params: { path: string; key?: string | undefined; trust: boolean }): ImportBundleReport {
+export function importBundle(store: LabStore, params: { path: string; key?: string | undefined; trust: boolean }, ownFingerprint: string | null): ImportBundleReport {
   const key = params.key === undefined ? undefined : readPublicKey(params.key);
   const bundle = openBundle(params.path, { key });
   try {
-    const signer = signerReport(store, bundle.signer);
+    const signer = signerReport(store, bundle.signer, ownFingerprint);
     if (!signer.known && !key && !params.trust) {
       throw new BundleRejectedError(
         'unknown-key',
@@ -102,12 +108,12 @@ export function importBundle(store: LabStore, params: { path: string; key?: stri
       );
     }
     const records = bundleRecords(bundle);
-    const signerKey = { fingerprint: bundle.signer.fingerprint, algorithm: `ecdsa-${bundle.signer.curve.toLowerCase()}`, publicKeyPem: bundle.signer.publicKeyPem, label: 'bundle signer', own: false };
+    const signerKey = { fingerprint: bundle.signer.fingerprint, algorithm: `ecdsa-${bundle.signer.curve.toLowerCase()}`, publicKeyPem: bundle.signer.publicKeyPem, label: signer.own ? 'owner' : 'bundle signer', own: signer.own };
     // The signer's fingerprint is recomputed from the key that verified, never taken from the file.
     if (keyFingerprint(createPublicKey(signerKey.publicKeyPem)) !== signerKey.fingerprint) throw new BundleRejectedError('unknown-key', 'The signing key does not match its fingerprint.');
     const saved = store.saveImportedBundle({ ...records, keys: [signerKey, ...records.keys] });
     return {
-      path: params.path, ticket: toSummary(store.getTicket(bundle.manifest.ticket.id)), signer: signerReport(store, bundle.signer),
+      path: params.path, ticket: toSummary(store.getTicket(bundle.manifest.ticket.id)), signer: signerReport(store, bundle.signer, ownFingerprint),
       created: saved.ticketsCreated, present: saved.ticketsPresent, claims: saved.claimsCreated,
     };
   } finally {

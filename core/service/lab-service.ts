@@ -99,7 +99,7 @@ import { type TrainProgress, type TrainResult, type TrainSchedule, evaluateWeigh
 import { type ClaimRecord, type ModelRecord, type NewTicket, LabStore, type RunRecord, type TicketRecord } from '../store/lab-store';
 import { SCHEMA_VERSION } from '../store/migrations';
 import { type SignatureEdits, type SignaturePlan, embedSignature, planSignature } from '../ownership/graph-signature';
-import { loadOrCreateOwnerKey, ownershipSecret } from '../ownership/keys';
+import { loadOrCreateOwnerKey, loadOwnerKey, ownershipSecret } from '../ownership/keys';
 import { masksFromWeights } from '../ownership/mask-graph';
 import { makeTriggerSet, withTriggers } from '../ownership/trigger-set';
 import { type Suspect, checkClaim, checkLogits, claimTriggers, runAttacks } from './ownership';
@@ -1012,15 +1012,17 @@ export class LabService implements LabApi {
   }
 
   async verifyBundle(request: z.input<typeof VerifyBundleRequest>): Promise<VerifyBundleReport> {
-    return verifyBundle(this.openStore(false), parseRequest(VerifyBundleRequest, request));
+    const own = existsSync(this.ownerKeyPath()) ? loadOwnerKey(this.ownerKeyPath()).fingerprint : null;
+    return verifyBundle(this.openStore(false), parseRequest(VerifyBundleRequest, request), own);
   }
 
   async importBundle(request: z.input<typeof ImportBundleRequest>): Promise<ImportBundleReport> {
     const params = parseRequest(ImportBundleRequest, request);
     const store = this.openStore(true)!;
-    // The owner's own key counts as known even before anything was claimed with it.
-    if (existsSync(this.ownerKeyPath())) this.ownerKey(store);
-    return importBundle(store, params);
+    // The owner's own key counts as known even before anything was claimed with it (read, not stored:
+    // nothing is written before the bundle has verified).
+    const own = existsSync(this.ownerKeyPath()) ? loadOwnerKey(this.ownerKeyPath()).fingerprint : null;
+    return importBundle(store, params, own);
   }
 
   async exportMask(request: z.input<typeof ExportMaskRequest>): Promise<ExportMaskReport> {

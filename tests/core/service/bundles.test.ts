@@ -1,8 +1,9 @@
 // Signed ticket bundles through the service: one lab exports a claimed ticket with its lineage and
 // weights; another lab verifies and imports it (once), keeps the owner's key and claims, and checks
 // the claim on the imported ticket; tampered bundles are refused with their reason and change nothing.
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BundleRejectedError } from '../../../core/api/errors';
@@ -21,6 +22,47 @@ function rewrite(path: string, out: string, edit: (entries: Map<string, Uint8Arr
   writeFileSync(out, writeZip([...entries].map(([name, data]) => ({ name, data }))));
   return out;
 }
+
+/** A zip of one deflated 1 KiB entry whose central header declares `declared` bytes (zip64 past 4 GiB): a zip bomb's headers. */
+function bombZip(declared: number): Buffer {
+  const name = Buffer.from('bomb.bin');
+  const data = Buffer.alloc(1024);
+  const local = Buffer.alloc(30);
+  local.writeUInt32LE(0x04034b50, 0);
+  local.writeUInt16LE(20, 4);
+  local.writeUInt16LE(8, 8); // deflate: 1 KiB that claims to inflate to `declared`
+  local.writeUInt32LE(data.length, 18);
+  local.writeUInt32LE(data.length, 22);
+  local.writeUInt16LE(name.length, 26);
+  const zip64 = declared >= 0xffffffff;
+  const extra = Buffer.alloc(zip64 ? 12 : 0);
+  if (zip64) {
+    extra.writeUInt16LE(0x0001, 0);
+    extra.writeUInt16LE(8, 2);
+    extra.writeBigUInt64LE(BigInt(declared), 4);
+  }
+  const central = Buffer.alloc(46);
+  central.writeUInt32LE(0x02014b50, 0);
+  central.writeUInt16LE(20, 4);
+  central.writeUInt16LE(20, 6);
+  central.writeUInt16LE(8, 10);
+  central.writeUInt32LE(data.length, 20);
+  central.writeUInt32LE(zip64 ? 0xffffffff : declared, 24);
+  central.writeUInt16LE(name.length, 28);
+  central.writeUInt16LE(extra.length, 30);
+  const directory = Buffer.concat([central, name, extra]);
+  const offset = local.length + name.length + data.length;
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(1, 8);
+  end.writeUInt16LE(1, 10);
+  end.writeUInt32LE(directory.length, 12);
+  end.writeUInt32LE(offset, 16);
+  return Buffer.concat([local, name, data, directory, end]);
+}
+
+const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
+const bundleTemps = () => readdirSync(tmpdir()).filter((n) => n.startsWith('ticket-lab-bundle-')).length;
 
 async function refusal(promise: Promise<unknown>): Promise<BundleRejectedError> {
   const error = await promise.then(
@@ -114,5 +156,72 @@ describe('signed ticket bundles', () => {
       alice.close();
       bob.close();
     }
+  }, 120_000);
+
+  it('refuses every tampering of a real bundle with its reason and leaves the database byte for byte as it was', async () => {
+    const alice = new LabService({ dbPath: join(temp(), 'alice.db'), ownerKeyPath: join(temp(), 'alice-key.pem') });
+    const bundle = join(temp(), 'ticket.tlb');
+    const alicePem = join(temp(), 'alice.pub.pem');
+    try {
+      const ticket = (await alice.searchOneShot({ ...small, iterations: 20, seed: 3 })).tickets.at(-1)!.id;
+      await alice.exportBundle({ ticket, output: bundle, withWeights: true });
+      writeFileSync(alicePem, (await alice.keys({})).owner!.publicKeyPem);
+    } finally {
+      alice.close();
+    }
+    const bobDb = join(temp(), 'bob.db');
+    const bobKey = join(temp(), 'bob-key.pem');
+    const setup = new LabService({ dbPath: bobDb, ownerKeyPath: bobKey });
+    await setup.keys({ create: true });
+    setup.close();
+    const before = sha256(bobDb);
+    const tempsBefore = bundleTemps();
+
+    const bob = new LabService({ dbPath: bobDb, ownerKeyPath: bobKey });
+    const expectRefused = async (label: string, path: string, allowed: readonly string[]) => {
+      const error = await refusal(bob.importBundle({ path, key: alicePem }));
+      expect(allowed, `${label}: ${error.message}`).toContain(error.reason);
+    };
+    try {
+      const entries = readZip(readFileSync(bundle));
+      let k = 0;
+      for (const [name, data] of entries) {
+        // First, last and a spread of positions inside: every signed entry, the manifest and model.sig itself.
+        const positions = new Set([0, data.length - 1, ...Array.from({ length: 6 }, (_, i) => Math.floor(((i + 1) * data.length) / 7))]);
+        for (const at of positions) {
+          const out = rewrite(bundle, join(temp(), `flip-${k++}.tlb`), (e) => {
+            const copy = Uint8Array.from(data);
+            copy[at] = copy[at]! ^ 0x20;
+            e.set(name, copy);
+          });
+          await expectRefused(name, out, name === 'model.sig' ? ['malformed', 'bad-signature', 'unknown-key'] : ['digest-mismatch']);
+        }
+      }
+      await expectRefused('added', rewrite(bundle, join(temp(), 'added.tlb'), (e) => e.set('extra.bin', Buffer.from('x'))), ['unlisted-entry']);
+      const victim = [...entries.keys()].find((n) => n.startsWith('masks/'))!;
+      await expectRefused('removed', rewrite(bundle, join(temp(), 'removed.tlb'), (e) => e.delete(victim)), ['missing-entry']);
+      await expectRefused('renamed', rewrite(bundle, join(temp(), 'renamed.tlb'), (e) => {
+        e.set(victim.replace('masks/', 'masks/x'), e.get(victim)!);
+        e.delete(victim);
+      }), ['missing-entry', 'unlisted-entry']);
+      // Names that leave the folder, patched into the real bundle's headers (same length, so offsets hold).
+      const raw = readFileSync(bundle);
+      for (const [label, evil] of [['../', '../evil.jsonx'], ['absolute', '/etc/passwd.x']] as const) {
+        const patched = Buffer.from(raw.toString('latin1').replaceAll('manifest.json', evil), 'latin1');
+        const out = join(temp(), `${label === '../' ? 'dotdot' : 'absolute'}.tlb`);
+        writeFileSync(out, patched);
+        await expectRefused(label, out, ['path-traversal']);
+      }
+      for (const declared of [10 * 2 ** 30, 2 ** 32 - 2]) {
+        const out = join(temp(), `bomb-${declared}.tlb`);
+        writeFileSync(out, bombZip(declared));
+        await expectRefused(`bomb ${declared}`, out, ['too-large']);
+      }
+    } finally {
+      bob.close();
+    }
+    expect(sha256(bobDb)).toBe(before);
+    expect(existsSync(`${bobDb}-wal`) ? readFileSync(`${bobDb}-wal`).length : 0).toBe(0);
+    expect(bundleTemps()).toBe(tempsBefore);
   }, 120_000);
 });
