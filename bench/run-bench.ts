@@ -4,7 +4,7 @@
 //   node dist/bench/run-bench.js --quick    fewer steps and repetitions (under a minute or so)
 //   node dist/bench/run-bench.js --json     the same numbers as one JSON document on stdout
 //   --torch-threads N                       PyTorch's thread count (default 1, like TF.js wasm in Node)
-//   --sections a,b                          only these: stack, conv, resnet, throughput, imp, methods, masks, store, import, ownership (default all)
+//   --sections a,b                          only these: stack, conv, resnet, throughput, imp, methods, masks, store, import, ownership, bundle (default all)
 //   --backends webgpu,wasm --stacks 1,64,256 --torch-device cuda|cpu|none
 //                                           the stacked-training and conv sections: backends, stack sizes K
 //                                           (stack only), PyTorch's device
@@ -19,6 +19,7 @@ import { type MethodsPlan, measureMethods, methodsTable } from './methods-timing
 import { lenetTicket } from './lenet-ticket';
 import { IMPORT_PLANS, importTable, measureImport } from './import-timing';
 import { measureOwnership, ownershipTable } from './ownership-timing';
+import { type BundlePlan, bundleTable, measureBundle } from './bundle-timing';
 import { maskStorageTable, measureMaskStorage } from './mask-storage';
 import { seconds } from './stopwatch';
 import { measureStore, storeTable } from './store-timing';
@@ -41,6 +42,7 @@ interface BenchPlan {
   methods: MethodsPlan;
   maskRepetitions: number;
   storeRepetitions: number;
+  bundle: BundlePlan;
 }
 
 const PLANS: Record<'full' | 'quick', BenchPlan> = {
@@ -62,6 +64,7 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
     methods: { iterations: 500, jackpotIterations: 500 },
     maskRepetitions: 5,
     storeRepetitions: 9,
+    bundle: { repetitions: 7, hashRepetitions: 21 },
   },
   quick: {
     stack: { warmup: 20, steps: 100 },
@@ -79,10 +82,11 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
     methods: { iterations: 50, jackpotIterations: 50 },
     maskRepetitions: 1,
     storeRepetitions: 3,
+    bundle: { repetitions: 3, hashRepetitions: 7 },
   },
 };
 
-const SECTIONS = ['stack', 'conv', 'resnet', 'throughput', 'imp', 'methods', 'masks', 'store', 'import', 'ownership'] as const;
+const SECTIONS = ['stack', 'conv', 'resnet', 'throughput', 'imp', 'methods', 'masks', 'store', 'import', 'ownership', 'bundle'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -95,7 +99,7 @@ interface Options {
   torchDevice: string | null;
 }
 
-const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,conv,resnet,throughput,imp,methods,masks,store,import,ownership] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
+const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,conv,resnet,throughput,imp,methods,masks,store,import,ownership,bundle] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
 
 function list(value: string | undefined, flag: string): string[] {
   if (!value) throw new UsageError(`${flag} needs a value (${USAGE})`);
@@ -234,10 +238,13 @@ async function main(): Promise<void> {
   const ownership = wants('ownership') ? await measureOwnership(ownershipRepetitions, SEED, log) : undefined;
   if (ownership) show(ownershipTable(ownership, ownershipRepetitions));
 
+  const bundles = wants('bundle') ? await measureBundle(plan.bundle, SEED, log) : undefined;
+  if (bundles) show(bundleTable(bundles));
+
   const totalSeconds = seconds(began);
   if (options.json) {
     // JSON has no NaN or Infinity: JSON.stringify writes them as null (a ratio with no bound, say).
-    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, conv, resnet, training: throughput, torch, imp, methods, masks, store, imports, ownership }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, conv, resnet, training: throughput, torch, imp, methods, masks, store, imports, ownership, bundles: bundles?.rows }, null, 2)}\n`);
   } else {
     process.stdout.write(`\nTotal ${fixed(totalSeconds, 1)} s.\n`);
   }
