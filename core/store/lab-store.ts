@@ -477,12 +477,13 @@ export class LabStore {
       const storedRun = this.db.prepare('SELECT model_id, seed FROM runs WHERE id = ?').get(run.id) as { model_id: string; seed: number } | undefined;
       if (storedRun && (storedRun.model_id !== bundle.model.id || storedRun.seed !== run.seed)) conflict(`run ${run.id}`);
       if (!storedRun) {
+        // A run still going where it was exported is not going here: it is stored as interrupted.
         this.db
           .prepare(
             `INSERT INTO runs (id, method, model_id, dataset_id, run_key, seed, hparams_json, backend_json, versions_json, status, created_at, finished_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
           )
-          .run(run.id, run.method, bundle.model.id, bundle.dataset.id, run.runKey, run.seed, JSON.stringify(run.hparams), JSON.stringify(run.backend), JSON.stringify(run.versions), run.status, run.createdAt, run.finishedAt);
+          .run(run.id, run.method, bundle.model.id, bundle.dataset.id, run.runKey, run.seed, JSON.stringify(run.hparams), JSON.stringify(run.backend), JSON.stringify(run.versions), run.status === 'running' ? 'interrupted' : run.status, run.createdAt, run.finishedAt);
       }
       const ticketsCreated: string[] = [];
       const ticketsPresent: string[] = [];
