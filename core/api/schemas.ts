@@ -503,6 +503,8 @@ export interface KeyReport {
   publicKeyPem: string;
   label: string | null;
   own: boolean;
+  /** Bundles it signs are imported without asking (the owner's, or a signer named with --key or accepted with --trust). */
+  trusted: boolean;
 }
 
 export interface KeysReport {
@@ -840,8 +842,10 @@ export type VerifyBundleRequest = z.input<typeof VerifyBundleRequest>;
 export interface BundleSignerReport {
   fingerprint: string;
   curve: string;
-  /** The key is in this store's keys table; `own` when it is this user's. */
+  /** The key is in this store's keys table (or is the owner's); `own` when it is this user's. */
   known: boolean;
+  /** Bundles it signs import without --key or --trust: the owner's, or a signer the user named or accepted. */
+  trusted: boolean;
   own: boolean;
   label: string | null;
 }

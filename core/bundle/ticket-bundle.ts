@@ -194,7 +194,8 @@ export function bundleRecords(bundle: OpenedBundle): Parameters<LabStore['saveIm
     if (!ticketIds.has(claim.ticketId)) throw new BundleRejectedError('malformed', `manifest.json: claim ${claim.id} is on ${claim.ticketId}, which the bundle does not hold.`);
     if (claim.keyFingerprint !== null && !keyFingerprints.has(claim.keyFingerprint)) throw new BundleRejectedError('malformed', `manifest.json: claim ${claim.id} names key ${claim.keyFingerprint.slice(0, 16)}…, which the bundle does not carry.`);
   }
-  const keys: KeyRecord[] = manifest.keys.map((k) => ({ ...k, label: 'from a bundle', own: false }));
+  // Keys named in claims are kept to check those claims, not trusted to sign bundles.
+  const keys: KeyRecord[] = manifest.keys.map((k) => ({ ...k, label: 'named in a bundle\'s claims', own: false, trusted: false }));
   const claims: ClaimRecord[] = manifest.claims.map((c) => ({ ...c }));
   return {
     keys,

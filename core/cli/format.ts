@@ -252,13 +252,13 @@ export function keysText(r: KeysReport): string {
       : `no owner key yet: \`ticket-lab keys --create\` makes one at ${r.ownerKeyPath} (a first claim makes it too)`,
   ];
   if (r.keys.length > 0) {
-    lines.push('', table(['fingerprint', 'algorithm', 'label', 'own'], r.keys.map((k) => [k.fingerprint.slice(0, 16), k.algorithm, k.label ?? '', k.own ? 'yes' : ''])));
+    lines.push('', table(['fingerprint', 'algorithm', 'label', 'own', 'signs bundles'], r.keys.map((k) => [k.fingerprint.slice(0, 16), k.algorithm, k.label ?? '', k.own ? 'yes' : '', k.trusted ? 'trusted' : ''])));
   }
   return lines.join('\n');
 }
 
 function signerText(s: BundleSignerReport): string {
-  const who = s.own ? 'your own key' : s.known ? `a known key${s.label ? ` (${s.label})` : ''}` : 'a key this lab does not know';
+  const who = s.own ? 'your own key' : s.trusted ? `a trusted key${s.label ? ` (${s.label})` : ''}` : s.known ? 'a key this lab knows only from a claim, not trusted to sign bundles' : 'a key this lab does not know';
   return `signed by ${s.fingerprint} (ECDSA ${s.curve}): ${who}`;
 }
 
@@ -270,7 +270,7 @@ export function exportBundleText(r: ExportBundleReport): string {
   const extra = [r.lineage > 0 ? `${r.lineage} ancestors` : '', r.claims > 0 ? `${r.claims} claims` : ''].filter(Boolean).join(', ');
   return [
     `${r.path}: ticket ${r.ticket.id} (${r.ticket.model}, ${remaining(r.ticket.sparsity)} remaining)${extra ? `, ${extra}` : ''}; ${r.bytes.toLocaleString('en-US')} bytes`,
-    `model.sig: OMS v1.0 over ${r.files.length} files, ${signerText({ ...r.signer, known: true, own: true, label: null })}`,
+    `model.sig: OMS v1.0 over ${r.files.length} files, ${signerText({ ...r.signer, known: true, trusted: true, own: true, label: null })}`,
     '',
     bundleFilesTable(r.files),
   ].join('\n');

@@ -33,11 +33,14 @@ function fileReports(folder: string, names: readonly string[]): BundleFileReport
   });
 }
 
-/** Who signed: a key the store knows, or the owner's own (`ownFingerprint`, from the key file), or a stranger's. */
+/** Who signed: the owner (`ownFingerprint`, from the key file), a key the store knows (trusted to sign or only named in a claim), or a stranger. */
 function signerReport(store: LabStore | undefined, signer: { fingerprint: string; curve: string }, ownFingerprint: string | null): BundleSignerReport {
   const stored = store?.listKeys().find((k) => k.fingerprint === signer.fingerprint);
   const own = signer.fingerprint === ownFingerprint || (stored?.own ?? false);
-  return { fingerprint: signer.fingerprint, curve: signer.curve, known: own || stored !== undefined, own, label: stored?.label ?? (own ? 'owner' : null) };
+  return {
+    fingerprint: signer.fingerprint, curve: signer.curve, known: own || stored !== undefined, trusted: own || (stored?.trusted ?? false), own,
+    label: stored?.label ?? (own ? 'owner' : null),
+  };
 }
 
 export function exportBundle(store: LabStore, key: OwnerKey, params: { ticket: string; output: string; withWeights: boolean; withLineage: boolean }): ExportBundleReport {
@@ -92,23 +95,25 @@ export function verifyBundle(
 }
 
 /**
- * Imports a bundle whose signer is trusted: a key this store knows (the owner's, or one imported
- * before), the key given with --key, or with --trust whatever key the signature carries. The
- * signer's key is remembered, so the next bundle from the same person is known.
+ * Imports a bundle whose signer is trusted: the owner's key, a signer trusted before, the key given
+ * with --key, or with --trust whatever key the signature carries. The signer's key is remembered as
+ * trusted, so the next bundle from the same person imports without asking; keys that only come
+ * named in claims are stored to check those claims, never trusted to sign.
  */
 export function importBundle(store: LabStore, params: { path: string; key?: string | undefined; trust: boolean }, ownFingerprint: string | null): ImportBundleReport {
   const key = params.key === undefined ? undefined : readPublicKey(params.key);
   const bundle = openBundle(params.path, { key });
   try {
     const signer = signerReport(store, bundle.signer, ownFingerprint);
-    if (!signer.known && !key && !params.trust) {
+    if (!signer.trusted && !key && !params.trust) {
+      const known = signer.known ? ', which this lab knows only from a claim,' : ', which this lab does not know';
       throw new BundleRejectedError(
         'unknown-key',
-        `${basename(params.path)} is signed by key ${signer.fingerprint}, which this lab does not know. Check that fingerprint with the sender, then pass --key THEIR_KEY.pem (or --trust to accept the key the bundle carries).`,
+        `${basename(params.path)} is signed by key ${signer.fingerprint}${known} and is not trusted to sign bundles. Check that fingerprint with the sender, then pass --key THEIR_KEY.pem (or --trust to accept the key the bundle carries).`,
       );
     }
     const records = bundleRecords(bundle);
-    const signerKey = { fingerprint: bundle.signer.fingerprint, algorithm: `ecdsa-${bundle.signer.curve.toLowerCase()}`, publicKeyPem: bundle.signer.publicKeyPem, label: signer.own ? 'owner' : 'bundle signer', own: signer.own };
+    const signerKey = { fingerprint: bundle.signer.fingerprint, algorithm: `ecdsa-${bundle.signer.curve.toLowerCase()}`, publicKeyPem: bundle.signer.publicKeyPem, label: signer.own ? 'owner' : 'bundle signer', own: signer.own, trusted: true };
     // The signer's fingerprint is recomputed from the key that verified, never taken from the file.
     if (keyFingerprint(createPublicKey(signerKey.publicKeyPem)) !== signerKey.fingerprint) throw new BundleRejectedError('unknown-key', 'The signing key does not match its fingerprint.');
     const saved = store.saveImportedBundle({ ...records, keys: [signerKey, ...records.keys] });

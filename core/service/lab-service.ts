@@ -956,7 +956,7 @@ export class LabService implements LabApi {
   /** The owner's key, made on first use, its public half recorded in the store (the private half stays in its file). */
   private ownerKey(store: LabStore): ReturnType<typeof loadOrCreateOwnerKey> {
     const key = loadOrCreateOwnerKey(this.ownerKeyPath());
-    store.putKey({ fingerprint: key.fingerprint, algorithm: key.algorithm, publicKeyPem: key.publicKeyPem, label: 'owner', own: true });
+    store.putKey({ fingerprint: key.fingerprint, algorithm: key.algorithm, publicKeyPem: key.publicKeyPem, label: 'owner', own: true, trusted: true });
     return key;
   }
 
@@ -966,7 +966,7 @@ export class LabService implements LabApi {
     let owner: KeysReport['owner'] = null;
     if (params.create || existsSync(path)) {
       const key = this.ownerKey(this.openStore(true)!);
-      owner = { fingerprint: key.fingerprint, algorithm: key.algorithm, publicKeyPem: key.publicKeyPem, label: 'owner', own: true, path, created: key.created };
+      owner = { fingerprint: key.fingerprint, algorithm: key.algorithm, publicKeyPem: key.publicKeyPem, label: 'owner', own: true, trusted: true, path, created: key.created };
     }
     const store = this.openStore(false);
     return { owner, ownerKeyPath: path, keys: store ? store.listKeys().map(({ createdAt: _, ...key }) => key) : [] };

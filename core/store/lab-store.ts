@@ -134,6 +134,11 @@ export interface KeyRecord {
   label: string | null;
   /** This user's own key (its private half is in the owner key file), not one imported with a bundle. */
   own: boolean;
+  /**
+   * Bundles signed by this key are imported without asking: the owner's own, and a signer the user
+   * named (--key) or accepted (--trust). A key that only came named in a bundle's claims is not.
+   */
+  trusted: boolean;
 }
 
 export interface TicketFilter {
@@ -600,16 +605,22 @@ export class LabStore {
   putKey(key: KeyRecord): void {
     this.write(() => {
       this.db
-        .prepare('INSERT INTO keys (fingerprint, algorithm, public_key_pem, label, own, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (fingerprint) DO UPDATE SET own = max(own, excluded.own)')
-        .run(key.fingerprint, key.algorithm, key.publicKeyPem, key.label, key.own ? 1 : 0, now());
+        .prepare(
+          `INSERT INTO keys (fingerprint, algorithm, public_key_pem, label, own, trusted, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (fingerprint) DO UPDATE SET own = max(own, excluded.own), trusted = max(trusted, excluded.trusted),
+             label = CASE WHEN excluded.trusted > trusted THEN excluded.label ELSE label END`,
+        )
+        .run(key.fingerprint, key.algorithm, key.publicKeyPem, key.label, key.own ? 1 : 0, key.trusted ? 1 : 0, now());
     });
   }
 
   listKeys(): Array<KeyRecord & { createdAt: string }> {
-    const rows = this.db.prepare('SELECT fingerprint, algorithm, public_key_pem, label, own, created_at FROM keys ORDER BY created_at').all() as Array<{
-      fingerprint: string; algorithm: string; public_key_pem: string; label: string | null; own: number; created_at: string;
+    const rows = this.db.prepare('SELECT fingerprint, algorithm, public_key_pem, label, own, trusted, created_at FROM keys ORDER BY created_at').all() as Array<{
+      fingerprint: string; algorithm: string; public_key_pem: string; label: string | null; own: number; trusted: number; created_at: string;
     }>;
-    return rows.map((r) => ({ fingerprint: r.fingerprint, algorithm: r.algorithm, publicKeyPem: r.public_key_pem, label: r.label, own: r.own === 1, createdAt: r.created_at }));
+    return rows.map((r) => ({
+      fingerprint: r.fingerprint, algorithm: r.algorithm, publicKeyPem: r.public_key_pem, label: r.label, own: r.own === 1, trusted: r.trusted === 1, createdAt: r.created_at,
+    }));
   }
 
   /** A full id, or a unique prefix of one (like git). */

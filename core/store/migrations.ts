@@ -142,6 +142,17 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    description: 'keys.trusted: the public keys whose signed bundles this lab imports',
+    up(db) {
+      // Only the owner's own key was trusted before bundles existed; keys named in claims are not signers.
+      db.exec(`
+        ALTER TABLE keys ADD COLUMN trusted INTEGER NOT NULL DEFAULT 0;
+        UPDATE keys SET trusted = 1 WHERE own = 1;
+      `);
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

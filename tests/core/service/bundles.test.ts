@@ -224,4 +224,37 @@ describe('signed ticket bundles', () => {
     expect(existsSync(`${bobDb}-wal`) ? readFileSync(`${bobDb}-wal`).length : 0).toBe(0);
     expect(bundleTemps()).toBe(tempsBefore);
   }, 120_000);
+
+  it('keeps a key that came named in a claim for checking it, but does not trust it to sign bundles', async () => {
+    const lab = (name: string) => new LabService({ dbPath: join(temp(), `${name}.db`), ownerKeyPath: join(temp(), `${name}-key.pem`) });
+    const [carol, alice, bob] = [lab('carol'), lab('alice'), lab('bob')];
+    try {
+      const found = (await carol.searchOneShot({ ...small, iterations: 20, seed: 5 })).tickets.at(-1)!;
+      const claimed = (await carol.claim({ ticket: found.id, retrain: false, backend: 'wasm' })).ticket.id;
+      const fromCarol = join(temp(), 'carol.tlb');
+      await carol.exportBundle({ ticket: claimed, output: fromCarol });
+      const carolPem = join(temp(), 'carol.pub.pem');
+      writeFileSync(carolPem, (await carol.keys({})).owner!.publicKeyPem);
+      const alicePem = join(temp(), 'alice.pub.pem');
+      writeFileSync(alicePem, (await alice.keys({ create: true })).owner!.publicKeyPem);
+
+      // Alice trusts Carol, imports her ticket and passes it on, signed by Alice, Carol's claim and key inside.
+      await alice.importBundle({ path: fromCarol, key: carolPem });
+      const fromAlice = join(temp(), 'alice.tlb');
+      expect((await alice.exportBundle({ ticket: claimed, output: fromAlice })).claims).toBe(1);
+      await bob.importBundle({ path: fromAlice, key: alicePem });
+      const carolFingerprint = (await carol.keys({})).owner!.fingerprint;
+      expect((await bob.keys({})).keys.find((k) => k.fingerprint === carolFingerprint)).toMatchObject({ trusted: false, own: false });
+      // Carol's own bundle to Bob: her key is known from the claim, not trusted to sign.
+      const error = await refusal(bob.importBundle({ path: fromCarol }));
+      expect(error.reason).toBe('unknown-key');
+      expect(error.message).toMatch(/only from a claim/);
+      expect((await bob.verifyBundle({ path: fromCarol })).signer).toMatchObject({ known: true, trusted: false });
+      // Once Bob names her key, it is trusted.
+      await bob.importBundle({ path: fromCarol, key: carolPem });
+      expect((await bob.keys({})).keys.find((k) => k.fingerprint === carolFingerprint)).toMatchObject({ trusted: true, label: 'bundle signer' });
+    } finally {
+      for (const l of [carol, alice, bob]) l.close();
+    }
+  }, 120_000);
 });
