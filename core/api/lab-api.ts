@@ -46,6 +46,7 @@ import {
   InstabilityRequest,
   type InstabilityReport,
   ShowRunRequest,
+  ResumeRunRequest,
   ShowTicketRequest,
   type CompareResult,
   type DbInfo,
@@ -113,6 +114,8 @@ export interface LabApi {
   exportTriggers(request: ExportTriggersRequest): Promise<ExportTriggersReport>;
   /** A ticket as a signed bundle (.tlb): manifest, masks, optional weights and lineage, OMS v1.0 model.sig by the owner's key. */
   exportBundle(request: ExportBundleRequest): Promise<ExportBundleReport>;
+  /** Continues an interrupted or cancelled IMP run after its last stored level; the result is the uninterrupted run's. */
+  resumeRun(request: ResumeRunRequest, options?: CallOptions): Promise<SearchSummary>;
   /** Checks a bundle (or an OMS-signed folder): signature, digests, no unlisted file; stores nothing. */
   verifyBundle(request: VerifyBundleRequest): Promise<VerifyBundleReport>;
   /** Verifies a bundle, then stores its ticket, lineage, claims and keys in one transaction. */
@@ -147,6 +150,7 @@ export const LAB_API_METHODS = {
   attack: AttackRequest,
   exportTriggers: ExportTriggersRequest,
   exportBundle: ExportBundleRequest,
+  resumeRun: ResumeRunRequest,
   verifyBundle: VerifyBundleRequest,
   importBundle: ImportBundleRequest,
 } satisfies { [K in keyof LabApi]: z.ZodType };

@@ -323,6 +323,16 @@ export type CompareTicketsRequest = z.input<typeof CompareTicketsRequest>;
 export const ShowRunRequest = z.object({ run: Id }).strict();
 export type ShowRunRequest = z.input<typeof ShowRunRequest>;
 
+/** Continues an interrupted or cancelled IMP run after its last stored level, as if it had never stopped. */
+export const ResumeRunRequest = z
+  .object({
+    run: Id,
+    dataDir: z.string().min(1).optional(),
+    backend: BackendChoice.default('auto'),
+  })
+  .strict();
+export type ResumeRunRequest = z.input<typeof ResumeRunRequest>;
+
 export const ListRunsRequest = z.object({}).strict();
 export type ListRunsRequest = z.input<typeof ListRunsRequest>;
 

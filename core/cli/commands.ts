@@ -1,6 +1,6 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, AttackRequest, ExportTriggersRequest, ExportBundleRequest, VerifyBundleRequest, ImportBundleRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, AttackRequest, ExportTriggersRequest, ExportBundleRequest, ResumeRunRequest, VerifyBundleRequest, ImportBundleRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
 import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, exportBundleText, verifyBundleText, importBundleText, claimText, verifyText, attackText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
@@ -338,6 +338,17 @@ export const COMMANDS: CommandDef[] = [
     measure: (api, request, options) => api.instability(request as InstabilityRequest, options),
     text: instabilityText,
   }),
+  {
+    name: 'resume',
+    summary: 'continues an interrupted or cancelled IMP run after its last stored level (on its backend: the result of an uninterrupted run)',
+    positionals: ['RUN'],
+    long: true,
+    usesBackend: true,
+    options: [{ flag: 'data-dir', kind: 'string', help: 'where the run\'s dataset is, if it was read from a folder' }],
+    async run(ctx, request, [run]) {
+      printSearch(ctx, await ctx.api.resumeRun({ ...request, run: run! } as ResumeRunRequest, callOptions(ctx)));
+    },
+  },
   {
     name: 'runs',
     summary: 'list runs with their status',

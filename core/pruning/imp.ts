@@ -81,6 +81,12 @@ export interface ImpInput {
   signal?: AbortSignal | undefined;
   onProgress?: ((p: ImpProgress) => void) | undefined;
   onOutcome(outcome: ImpOutcome): void | Promise<void>;
+  /**
+   * Continue a search whose levels up to `level` are finished (stored): per chain, that level's
+   * ticket mask and trained weights and the rewind point. Levels after it train as they would have:
+   * every step is a function of these and the seeds, so the result is the uninterrupted one.
+   */
+  resume?: { level: number; chains: Array<{ masks: MaskSet; trained: WeightSet; rewind: WeightSet }> } | undefined;
 }
 
 export function denseMasks(specs: readonly ParamSpec[]): MaskSet {
@@ -112,18 +118,24 @@ export async function runImp(input: ImpInput): Promise<void> {
       onProgress: (p) => input.onProgress?.({ level, levels: plan.levels, control, ...p }),
     });
 
-  // Level 0: the dense networks, trained from θ0; θk is snapshotted on the way.
-  const dense = denseMasks(specs);
-  const denseResults = await trainTogether(0, null, chains.map((c) => ({ weights: c.initialWeights, masks: dense, dataSeed: c.seed })), 0, k > 0 ? k : undefined);
   const states: ChainState[] = [];
-  for (const [i, chain] of chains.entries()) {
-    const result = denseResults[i]!;
-    const rewind = k > 0 ? result.checkpoint! : chain.initialWeights;
-    await input.onOutcome({ chain: i, level: 0, control: null, masks: dense, startWeights: chain.initialWeights, result, rewindWeights: rewind });
-    states.push({ seed: chain.seed, masks: dense, trained: result.finalWeights, rewind });
+  const { resume } = input;
+  if (resume) {
+    if (resume.chains.length !== chains.length) throw new RangeError(`resume holds ${resume.chains.length} chains, the search ${chains.length}`);
+    resume.chains.forEach((state, i) => states.push({ seed: chains[i]!.seed, ...state }));
+  } else {
+    // Level 0: the dense networks, trained from θ0; θk is snapshotted on the way.
+    const dense = denseMasks(specs);
+    const denseResults = await trainTogether(0, null, chains.map((c) => ({ weights: c.initialWeights, masks: dense, dataSeed: c.seed })), 0, k > 0 ? k : undefined);
+    for (const [i, chain] of chains.entries()) {
+      const result = denseResults[i]!;
+      const rewind = k > 0 ? result.checkpoint! : chain.initialWeights;
+      await input.onOutcome({ chain: i, level: 0, control: null, masks: dense, startWeights: chain.initialWeights, result, rewindWeights: rewind });
+      states.push({ seed: chain.seed, masks: dense, trained: result.finalWeights, rewind });
+    }
   }
 
-  for (let level = 1; level <= plan.levels; level++) {
+  for (let level = (resume?.level ?? 0) + 1; level <= plan.levels; level++) {
     throwIfAborted(signal);
     const withControl = plan.control !== null && plan.controlLevels.includes(level);
     const members: StackMember[] = [];

@@ -13,6 +13,7 @@ import {
   DoctorRequest,
   ExportMaskRequest,
   ExportBundleRequest,
+  ResumeRunRequest,
   VerifyBundleRequest,
   ImportBundleRequest,
   ImportModelRequest,
@@ -317,11 +318,63 @@ export class LabService implements LabApi {
         chains,
         signal: options.signal,
         onProgress: (p) => tracker.update(p.level, stacked(p.control), p),
-        onOutcome: (outcome) => {
-          const [id] = store.saveLevel(runIds[outcome.chain]!, [impTicket(outcome, ticketAt[outcome.chain]!, plan.rewindTo === 'weights' ? 'imp' : 'imp-lr-rewind')], outcome.rewindWeights ? { rewindWeights: outcome.rewindWeights } : {});
-          if (outcome.control === null) ticketAt[outcome.chain]!.set(outcome.level, id!);
-          tracker.finishPiece();
-        },
+        onOutcome: saveImpOutcome(store, runIds, plan, ticketAt, () => tracker.finishPiece()),
+      }),
+    );
+  }
+
+  /**
+   * Continues an IMP run that stopped (killed, cancelled, failed) after its last stored level. Each
+   * level is stored whole (ticket and control in one transaction), and every step after it is a
+   * function of what is stored and the seeds: on the run's backend the resumed run ends where the
+   * uninterrupted one would.
+   */
+  async resumeRun(request: z.input<typeof ResumeRunRequest>, options: CallOptions = {}): Promise<SearchSummary> {
+    const params = parseRequest(ResumeRunRequest, request);
+    const store = this.openStore(false);
+    if (!store) throw new NotFoundError('run', params.run);
+    const run = store.getRun(store.resolveRunId(params.run));
+    if (run.method !== 'imp') {
+      throw new InvalidRequestError(`Run ${run.id} is a ${run.method} search; resuming continues IMP runs level by level. Run the search again (its tickets are stored when it finishes).`);
+    }
+    if (run.status === 'completed') throw new InvalidRequestError(`Run ${run.id} is complete; there is nothing to resume.`);
+    if (run.status === 'running') throw new InvalidRequestError(`Run ${run.id} is running in another process; stop it first (a killed one is marked interrupted when the lab next opens).`);
+    const h = run.hparams as { levels: number; scope: 'layer' | 'global'; rates: Record<string, number>; rewindIteration: number; rewindTo: ImpPlan['rewindTo']; control: ImpPlan['control']; controlLevels: number[]; validationSize: number };
+    const model = store.getModel(run.modelId);
+    const imported = model.source === 'file' ? this.importedModel(model.id) : undefined;
+    const arch = imported?.arch ?? architecture(run.architecture);
+    const dataset = loadDataset(run.datasetName, { dataDir: params.dataDir, validationSize: h.validationSize, onWarning: options.onWarning });
+    if (run.datasetId !== `${dataset.id}@${dataset.digest.slice(0, 16)}`) {
+      throw new InvalidRequestError(`Run ${run.id} trained on ${run.datasetId}; the ${run.datasetName} found here has digest ${dataset.digest.slice(0, 16)}. Give --data-dir with the run's data.`);
+    }
+    const specs = paramSpecs(arch, dataset.imageShape, dataset.numClasses);
+    const backend = await selectBackend(params.backend, { trainsConv: hasConv(arch) });
+    for (const warning of backend.warnings) options.onWarning?.(warning);
+    const recorded = (run.backend as { tfBackend?: string }).tfBackend;
+    if (recorded && recorded !== backend.tfBackend) options.onWarning?.(`Run ${run.id} trained its first levels on ${recorded}; the rest trains on ${backend.tfBackend}, so it will not match an uninterrupted run bit for bit.`);
+    const prunable = specs.filter((s) => s.prunable).map((s) => s.name);
+    const plan: ImpPlan = {
+      levels: h.levels, scope: h.scope, rates: h.scope === 'layer' ? h.rates : {}, globalRate: h.scope === 'global' ? h.rates.global! : 0, globalTensors: prunable,
+      rewindIteration: h.rewindIteration, rewindTo: h.rewindTo, control: h.control, controlLevels: h.controlLevels, seed: run.seed, schedule: storedSchedule(run),
+    };
+    const stored = store.listTickets({ runId: run.id }).filter((t) => t.role === 'ticket');
+    const last = stored.reduce<TicketRecord | undefined>((a, t) => (a === undefined || t.level > a.level ? t : a), undefined);
+    const initial = run.initWeights ? store.getWeights(run.initWeights) : initWeights(specs, run.seed);
+    const resume = last && {
+      level: last.level,
+      chains: [{ masks: store.getMasks(last.id), trained: store.getWeights(last.finalWeights!), rewind: store.getWeights(run.rewindWeights!) }],
+    };
+    const ticketAt = [new Map(stored.map((t) => [t.level, t.id]))];
+    const T = plan.schedule.iterations;
+    const k = plan.rewindIteration;
+    const steps = resume ? (plan.levels - resume.level) * (T - k) : T + plan.levels * (T - k);
+    const tracker = new ProgressTracker(run.id, steps, plan.levels, options.onProgress);
+    store.reopenRun(run.id);
+    return this.runSearch(store, [run.id], () =>
+      runImp({
+        arch, specs, dataset, plan, chains: [{ seed: run.seed, initialWeights: initial }], resume, signal: options.signal,
+        onProgress: (p) => tracker.update(p.level, p.control ? `ticket + ${p.control} control` : 'ticket', p),
+        onOutcome: saveImpOutcome(store, [run.id], plan, ticketAt, () => tracker.finishPiece()),
       }),
     );
   }
@@ -1306,6 +1359,30 @@ function trainMetrics(result: TrainResult): Record<string, unknown> {
     },
     steps: result.steps,
     trainSeconds: result.trainSeconds,
+  };
+}
+
+/**
+ * Stores IMP's outcomes level by level: a ticket with the control of its level in one transaction
+ * (the ticket's outcome waits for its control), so a stored level is always whole and a resumed
+ * search starts after the last one stored.
+ */
+function saveImpOutcome(store: LabStore, runIds: readonly string[], plan: ImpPlan, ticketAt: Array<Map<number, string>>, finished: () => void): (outcome: ImpOutcome) => void {
+  const method = plan.rewindTo === 'weights' ? 'imp' : 'imp-lr-rewind';
+  const waiting = new Map<number, ImpOutcome>();
+  return (outcome) => {
+    finished();
+    const withControl = outcome.level > 0 && plan.control !== null && plan.controlLevels.includes(outcome.level);
+    if (outcome.control === null && withControl) {
+      waiting.set(outcome.chain, outcome);
+      return;
+    }
+    const ticket = outcome.control === null ? outcome : waiting.get(outcome.chain)!;
+    waiting.delete(outcome.chain);
+    const tickets = [impTicket(ticket, ticketAt[outcome.chain]!, method)];
+    if (outcome.control !== null) tickets.push({ ...impTicket(outcome, ticketAt[outcome.chain]!, method), parentInLevel: 0 });
+    const [id] = store.saveLevel(runIds[outcome.chain]!, tickets, ticket.rewindWeights ? { rewindWeights: ticket.rewindWeights } : {});
+    ticketAt[outcome.chain]!.set(outcome.level, id!);
   };
 }
 

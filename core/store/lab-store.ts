@@ -73,6 +73,8 @@ export interface TicketRecord {
 
 export interface NewTicket {
   parentId: string | null;
+  /** Instead of parentId: the ticket at this index of the same saveLevel call (a control and its level's ticket, saved together). */
+  parentInLevel?: number;
   level: number;
   method: string;
   role: TicketRole;
@@ -388,6 +390,13 @@ export class LabStore {
     return id;
   }
 
+  /** Marks a stopped run as running again, in this process (a resumed search). */
+  reopenRun(id: string): void {
+    this.write(() => {
+      this.db.prepare("UPDATE runs SET status = 'running', error = NULL, finished_at = NULL, pid = ? WHERE id = ?").run(process.pid, id);
+    });
+  }
+
   finishRun(id: string, status: Exclude<RunStatus, 'running'>, error?: string): void {
     this.write(() => {
       this.db.prepare('UPDATE runs SET status = ?, error = ?, finished_at = ? WHERE id = ?').run(status, error ?? null, now(), id);
@@ -420,7 +429,7 @@ export class LabStore {
       if (runUpdate.rewindWeights) {
         this.db.prepare('UPDATE runs SET rewind_weights = ? WHERE id = ?').run(this.putWeights(runUpdate.rewindWeights), runId);
       }
-      this.insertTickets(runId, tickets.map((t, i) => ({ ...t, id: ids[i]!, createdAt: now() })));
+      this.insertTickets(runId, tickets.map((t, i) => ({ ...t, parentId: t.parentInLevel !== undefined ? ids[t.parentInLevel]! : t.parentId, id: ids[i]!, createdAt: now() })));
     });
     return ids;
   }

@@ -1,5 +1,6 @@
 // A search killed with SIGKILL (no handler runs) must leave a consistent database that keeps every
-// level finished before the kill, and the next start must mark the run as interrupted.
+// level finished before the kill, the next start must mark the run as interrupted, and `resume`
+// must finish it from the last stored level.
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -48,6 +49,20 @@ describe('a killed search', () => {
 
     // The next start notices that the process is gone.
     const runs = await runCliProcess(['runs', '--db', db, '--json']);
+    const [run] = JSON.parse(runs.stdout) as Array<{ id: string }>;
     expect(JSON.parse(runs.stdout)).toMatchObject([{ status: 'interrupted', tickets: levels.length }]);
+    if (delay !== 1500) return; // one resume is enough: the service test checks it against an uninterrupted run
+
+    const resumed = await runCliProcess(['resume', run!.id, '--db', db, '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    const summary = JSON.parse(resumed.stdout) as { status: string; tickets: Array<{ id: string; level: number; parentId: string | null }> };
+    expect(summary.status).toBe('completed');
+    expect(summary.tickets.map((t) => t.level)).toEqual(Array.from({ length: 9 }, (_, i) => i));
+    // The levels stored before the kill are the same rows; each later level hangs off the one before.
+    expect(summary.tickets.slice(0, levels.length).map((t) => t.id)).toEqual(tickets.map((t) => t.id));
+    summary.tickets.slice(1).forEach((t, i) => expect(t.parentId).toBe(summary.tickets[i]!.id));
+    const after = new Sqlite(db, { readonly: true });
+    expect(after.pragma('integrity_check', { simple: true })).toBe('ok');
+    after.close();
   });
 });
