@@ -107,6 +107,8 @@ import { type Suspect, checkClaim, checkLogits, claimTriggers, runAttacks } from
 import { defaultOwnerKeyPath } from '../store/default-path';
 import { planOpenLthRuns } from './open-lth-runs';
 import { exportBundle, importBundle, verifyBundle } from './bundles';
+import { parseRequest } from '../api/parse-request';
+import { isProcessAlive } from '../store/liveness';
 import { toSummary } from './summaries';
 import { ProgressTracker } from './progress';
 
@@ -116,26 +118,6 @@ export interface LabServiceOptions {
   ownerKeyPath?: string;
 }
 
-/** Parses a request with its schema; a failure is an InvalidRequestError naming each bad field. */
-export function parseRequest<S extends z.ZodType>(schema: S, request: unknown): z.output<S> {
-  const result = schema.safeParse(request ?? {});
-  if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => {
-    const field = issue.path.join('.');
-    if (issue.code === 'unrecognized_keys') return `unknown option${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
-    return field ? `${field}: ${issue.message}` : issue.message;
-  });
-  throw new InvalidRequestError(`Invalid request: ${problems.join('; ')}.`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 interface Prepared {
   arch: Architecture;
@@ -163,7 +145,7 @@ export class LabService implements LabApi {
   private openStore(create: boolean): LabStore | undefined {
     if (!this.store) {
       this.store = LabStore.open(this.options.dbPath, { create });
-      this.store?.markInterruptedRuns(isAlive);
+      this.store?.markInterruptedRuns(isProcessAlive);
     }
     return this.store;
   }

@@ -1,6 +1,5 @@
 // The only SQL in Ticket Lab: rows in, domain records out. Every write that belongs together is
 // one short synchronous transaction, so a killed process leaves either all of a level or none of it.
-import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import type { Database } from 'better-sqlite3';
@@ -9,6 +8,8 @@ import { type WeightSet, decodeWeights, digestWeights, encodeWeights } from '../
 import { type MaskSet, countKept, summarizeMasks } from '../pruning/mask';
 import { decodeMask, encodeMask } from '../pruning/mask-encoding';
 import { asWriteError, openDatabase, schemaVersion } from './database';
+import { newId } from './ids';
+import { JobTable } from './job-table';
 
 export type RunStatus = 'running' | 'completed' | 'cancelled' | 'failed' | 'interrupted';
 export type TicketRole = 'ticket' | 'control';
@@ -168,9 +169,6 @@ const WEIGHTS_ENCODING = 'f32le+deflate';
  */
 export const WEIGHTS_DEFLATE_LEVEL = 1;
 
-const ID_ALPHABET = '0123456789abcdefghjkmnpqrstvwxyz'; // Crockford base32: no i, l, o, u
-
-/** Random ids, not counters: stores from many machines merge without collisions (DESIGN.md, Slurm). */
 /** Same layers in the same order, same shapes, same bits. */
 function masksEqual(a: MaskSet, b: MaskSet): boolean {
   return (
@@ -180,13 +178,6 @@ function masksEqual(a: MaskSet, b: MaskSet): boolean {
       return m.name === o.name && m.shape.join(',') === o.shape.join(',') && Buffer.from(m.bits).equals(Buffer.from(o.bits));
     })
   );
-}
-
-export function newId(prefix: 'run' | 'tk' | 'cl' | 'vf'): string {
-  const bytes = randomBytes(10);
-  let out = '';
-  for (const b of bytes) out += ID_ALPHABET[b & 31];
-  return `${prefix}_${out}`;
 }
 
 const now = (): string => new Date().toISOString();
@@ -289,10 +280,15 @@ function toRun(row: RunRow): RunRecord {
 }
 
 export class LabStore {
+  /** The job queue (core/jobs): its rows live in this database, beside the runs they make. */
+  readonly jobs: JobTable;
+
   private constructor(
     readonly path: string,
     private readonly db: Database,
-  ) {}
+  ) {
+    this.jobs = new JobTable(db, (fn) => this.write(fn));
+  }
 
   /** Opens (and creates, when `create`) the store; undefined when it does not exist and may not be created. */
   static open(path: string, options: { create: boolean }): LabStore | undefined {
@@ -645,8 +641,12 @@ export class LabStore {
     return this.resolveId('runs', 'run', idOrPrefix);
   }
 
-  private resolveId(table: 'tickets' | 'runs' | 'models' | 'claims', kind: string, idOrPrefix: string): string {
-    const looks = { tickets: 'tk_3f9k2m...', runs: 'run_3f9k2m...', models: 'md_6e3ae5...', claims: 'cl_3f9k2m...' }[table];
+  resolveJobId(idOrPrefix: string): string {
+    return this.resolveId('jobs', 'job', idOrPrefix);
+  }
+
+  private resolveId(table: 'tickets' | 'runs' | 'models' | 'claims' | 'jobs', kind: string, idOrPrefix: string): string {
+    const looks = { tickets: 'tk_3f9k2m...', runs: 'run_3f9k2m...', models: 'md_6e3ae5...', claims: 'cl_3f9k2m...', jobs: 'jb_3f9k2m...' }[table];
     if (!/^[a-z0-9_]{1,40}$/.test(idOrPrefix)) throw new InvalidRequestError(`'${idOrPrefix}' is not a ${kind} id (ids look like ${looks}).`);
     const matches = (this.db.prepare(`SELECT id FROM ${table} WHERE id >= ? AND id < ? ORDER BY id LIMIT 5`).all(idOrPrefix, `${idOrPrefix}\uffff`) as Array<{ id: string }>).map((r) => r.id);
     if (matches.includes(idOrPrefix)) return idOrPrefix;

@@ -8,8 +8,6 @@
 // keep a process alive, and closed after IDLE_CLOSE_MS or by closeStackWorkers().
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { extname, join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import {
   BackendUnavailableError,
   CancelledError,
@@ -21,6 +19,7 @@ import {
   TrainingDivergedError,
   throwIfAborted,
 } from '../api/errors';
+import { startWorker, workerEntry } from '../compute/worker-bootstrap';
 import type { ImageSplit, LoadedDataset } from '../data/datasets';
 import type { TrainProgress, TrainResult } from './train';
 import type { StackTrainInput } from './train-stack';
@@ -157,32 +156,11 @@ export async function trainInWorkers(input: StackTrainInput, backend: WorkerBack
 
 // ---- the pool ----
 
-/**
- * The worker script. Node runs JavaScript workers only: from dist/ it is the compiled
- * stack-worker.js beside this file; from the TypeScript sources (vitest) it is stack-worker.ts,
- * which the bootstrap compiles module by module with esbuild (a dev dependency), so tests train on
- * the sources they test rather than on a dist/ that may be stale. Where the script is missing (a
- * bundle that left it out), stacks train in one thread.
- */
-const WORKER_ENTRY = join(__dirname, `stack-worker${extname(__filename) === '.ts' ? '.ts' : '.js'}`);
-
-const BOOTSTRAP = `
-const { workerData } = require('node:worker_threads');
-const { createRequire } = require('node:module');
-const requireEntry = createRequire(workerData.entry);
-if (workerData.entry.endsWith('.ts')) {
-  const { readFileSync } = require('node:fs');
-  const { transformSync } = requireEntry('esbuild');
-  requireEntry.extensions['.ts'] = (module, filename) => {
-    const { code } = transformSync(readFileSync(filename, 'utf8'), { loader: 'ts', format: 'cjs', target: 'node20', sourcefile: filename, sourcemap: 'inline' });
-    module._compile(code, filename);
-  };
-}
-requireEntry(workerData.entry);
-`;
+/** The worker script beside this file (the compiled .js, or the .ts source under vitest: core/compute/worker-bootstrap.ts). */
+const WORKER_ENTRY = workerEntry(__dirname, 'stack-worker', __filename);
 
 class StackWorker {
-  private readonly worker = new Worker(BOOTSTRAP, { eval: true, workerData: { entry: WORKER_ENTRY } });
+  private readonly worker = startWorker(WORKER_ENTRY);
   /** Set while a job runs: where the worker's replies and failures go. */
   private job: { reply(message: WorkerReply): void; fail(error: unknown): void } | undefined;
   private cancelTimer: NodeJS.Timeout | undefined;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { CancelledError, NotFoundError, toErrorPayload } from '../../../core/api/errors';
 import { LAB_API_METHODS } from '../../../core/api/lab-api';
-import { LabService, parseRequest } from '../../../core/service/lab-service';
+import { parseRequest } from '../../../core/api/parse-request';
+import { LabService } from '../../../core/service/lab-service';
 
 describe('the LabApi contract', () => {
   it('lists every LabService method with its request validator', () => {
