@@ -15,6 +15,7 @@ export const ERROR_CODES = [
   'DATA_FORMAT',
   'MASK_FORMAT',
   'BUNDLE_REJECTED',
+  'JOB_FAILED',
   'TRAINING_DIVERGED',
   'CANCELLED',
   'INTERNAL',
@@ -109,6 +110,11 @@ export class BundleRejectedError extends LabError {
   ) {
     super(message, options);
   }
+}
+
+/** A job (core/jobs) ended in failure; the message is the job's error as its worker reported it. */
+export class JobFailedError extends LabError {
+  readonly code = 'JOB_FAILED';
 }
 
 export class TrainingDivergedError extends LabError {

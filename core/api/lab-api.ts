@@ -47,6 +47,11 @@ import {
   type InstabilityReport,
   ShowRunRequest,
   ResumeRunRequest,
+  SubmitJobRequest,
+  ListJobsRequest,
+  CancelJobRequest,
+  ResumeJobRequest,
+  type JobReport,
   ShowTicketRequest,
   type CompareResult,
   type DbInfo,
@@ -116,6 +121,14 @@ export interface LabApi {
   exportBundle(request: ExportBundleRequest): Promise<ExportBundleReport>;
   /** Continues an interrupted or cancelled IMP run after its last stored level; the result is the uninterrupted run's. */
   resumeRun(request: ResumeRunRequest, options?: CallOptions): Promise<SearchSummary>;
+  /** Queues a long call as a job run in a worker thread; with wait, follows it to the end (progress to onProgress, cancel through signal). */
+  submitJob(request: SubmitJobRequest, options?: CallOptions): Promise<JobReport>;
+  /** The jobs, a killed process's marked interrupted. */
+  listJobs(request: ListJobsRequest): Promise<JobReport[]>;
+  /** Cancels a queued job now, a running one (in any process) at its next safe point. */
+  cancelJob(request: CancelJobRequest): Promise<JobReport>;
+  /** Puts a stopped job back in the queue (an IMP job continues its run); with wait, follows it to the end. */
+  resumeJob(request: ResumeJobRequest, options?: CallOptions): Promise<JobReport>;
   /** Checks a bundle (or an OMS-signed folder): signature, digests, no unlisted file; stores nothing. */
   verifyBundle(request: VerifyBundleRequest): Promise<VerifyBundleReport>;
   /** Verifies a bundle, then stores its ticket, lineage, claims and keys in one transaction. */
@@ -151,6 +164,10 @@ export const LAB_API_METHODS = {
   exportTriggers: ExportTriggersRequest,
   exportBundle: ExportBundleRequest,
   resumeRun: ResumeRunRequest,
+  submitJob: SubmitJobRequest,
+  listJobs: ListJobsRequest,
+  cancelJob: CancelJobRequest,
+  resumeJob: ResumeJobRequest,
   verifyBundle: VerifyBundleRequest,
   importBundle: ImportBundleRequest,
 } satisfies { [K in keyof LabApi]: z.ZodType };

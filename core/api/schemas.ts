@@ -891,3 +891,43 @@ export interface ImportBundleReport {
   present: string[];
   claims: string[];
 }
+
+// ---- jobs (step 7) ----
+
+/** The long LabApi calls, run as jobs (core/jobs/job-messages.ts JOB_METHODS). */
+export const JOB_METHOD_NAMES = ['searchImp', 'searchOneShot', 'searchAtInit', 'searchGradual', 'resumeRun', 'claim', 'attack', 'instability', 'essentialSparsity', 'criteriaOverlap'] as const;
+
+/** Queues a long call as a job; with `wait`, returns when it has finished (its progress streamed meanwhile). */
+export const SubmitJobRequest = z
+  .object({
+    method: z.enum(JOB_METHOD_NAMES),
+    /** The method's own request, validated as the method validates it. */
+    request: z.record(z.string(), z.unknown()),
+    wait: z.boolean().default(false),
+  })
+  .strict();
+export type SubmitJobRequest = z.input<typeof SubmitJobRequest>;
+
+export const ListJobsRequest = z.object({}).strict();
+export type ListJobsRequest = z.input<typeof ListJobsRequest>;
+
+export const CancelJobRequest = z.object({ job: Id }).strict();
+export type CancelJobRequest = z.input<typeof CancelJobRequest>;
+
+/** Puts an interrupted, cancelled or failed job back in the queue: an IMP job continues its run after its last stored level. */
+export const ResumeJobRequest = z.object({ job: Id, wait: z.boolean().default(false) }).strict();
+export type ResumeJobRequest = z.input<typeof ResumeJobRequest>;
+
+export interface JobReport {
+  id: string;
+  method: string;
+  state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
+  /** The last progress the job reported (searches: level, iteration, loss, accuracy, ETA). */
+  progress: SearchProgress | null;
+  error: string | null;
+  /** The run the job writes, once it has one. */
+  runId: string | null;
+  cancelRequested: boolean;
+  createdAt: string;
+  updatedAt: string;
+}

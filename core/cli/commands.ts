@@ -1,7 +1,27 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
+import { readFileSync } from 'node:fs';
+import { InvalidRequestError } from '../api/errors';
 import type { CallOptions, LabApi } from '../api/lab-api';
-import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, AttackRequest, ExportTriggersRequest, ExportBundleRequest, ResumeRunRequest, VerifyBundleRequest, ImportBundleRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
-import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, exportBundleText, verifyBundleText, importBundleText, claimText, verifyText, attackText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, AttackRequest, ExportTriggersRequest, ExportBundleRequest, ResumeRunRequest, SubmitJobRequest, VerifyBundleRequest, ImportBundleRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, jobsTable, exportBundleText, verifyBundleText, importBundleText, claimText, verifyText, attackText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+
+/** A JSON object from a file the user named (a job's request); a clear error when it is none. */
+function readJsonFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new InvalidRequestError(`Cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}.`, { cause: error });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidRequestError(`${path} is not JSON: ${(error as Error).message}.`, { cause: error });
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidRequestError(`${path} holds ${Array.isArray(value) ? 'an array' : String(value)}; a request is a JSON object.`);
+  return value as Record<string, unknown>;
+}
 
 export type OptionKind = 'string' | 'int' | 'number' | 'boolean' | 'int-list' | 'number-list' | 'string-list';
 
@@ -347,6 +367,50 @@ export const COMMANDS: CommandDef[] = [
     options: [{ flag: 'data-dir', kind: 'string', help: 'where the run\'s dataset is, if it was read from a folder' }],
     async run(ctx, request, [run]) {
       printSearch(ctx, await ctx.api.resumeRun({ ...request, run: run! } as ResumeRunRequest, callOptions(ctx)));
+    },
+  },
+  {
+    name: 'jobs',
+    summary: 'the jobs (searches, attacks, resumes run in worker threads by `serve` and the app, or by `jobs run`): state, progress, run',
+    positionals: [],
+    options: [],
+    async run(ctx) {
+      const jobs = await ctx.api.listJobs({});
+      ctx.out(ctx.json ? JSON.stringify(jobs, null, 2) : jobs.length ? jobsTable(jobs) : 'no jobs yet');
+    },
+  },
+  {
+    name: 'jobs run',
+    summary: 'runs a long call as a job in a worker thread and follows it (Ctrl-C cancels it at a safe point; killed, `jobs resume` continues it)',
+    positionals: ['METHOD'],
+    long: true,
+    options: [{ flag: 'request', kind: 'string', help: 'a JSON file with the method\'s request, e.g. {"model": "lenet-300-100", "dataset": "mnist", "levels": 3} for searchImp' }],
+    async run(ctx, request, [method]) {
+      const { request: path } = request as { request?: string };
+      if (!path) throw new InvalidRequestError('jobs run needs --request FILE.json with the method\'s request.');
+      const report = await ctx.api.submitJob({ method, request: readJsonFile(path), wait: true } as SubmitJobRequest, callOptions(ctx));
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : jobsTable([report]));
+    },
+  },
+  {
+    name: 'jobs cancel',
+    summary: 'cancels a queued job now, a running one (in whichever process runs it) at its next safe point',
+    positionals: ['JOB'],
+    options: [],
+    async run(ctx, request, [job]) {
+      const report = await ctx.api.cancelJob({ job: job! });
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : report.state === 'cancelled' ? `job ${report.id} cancelled` : `job ${report.id}: cancel asked for; it stops at its next safe point`);
+    },
+  },
+  {
+    name: 'jobs resume',
+    summary: 'continues an interrupted, cancelled or failed job here (an IMP job after its last stored level) and follows it',
+    positionals: ['JOB'],
+    long: true,
+    options: [],
+    async run(ctx, request, [job]) {
+      const report = await ctx.api.resumeJob({ job: job!, wait: true }, callOptions(ctx));
+      ctx.out(ctx.json ? JSON.stringify(report, null, 2) : jobsTable([report]));
     },
   },
   {

@@ -1,5 +1,5 @@
 // Human-readable output of the CLI: aligned tables and small numbers formatted the same way everywhere.
-import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, AttackReport, ClaimReport, EvaluateReport, ImportRunsReport, KeysReport, BundleFileReport, BundleSignerReport, ExportBundleReport, ImportBundleReport, VerifyBundleReport, VerdictReport, VerifyReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
+import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, AttackReport, ClaimReport, EvaluateReport, ImportRunsReport, KeysReport, JobReport, BundleFileReport, BundleSignerReport, ExportBundleReport, ImportBundleReport, VerifyBundleReport, VerdictReport, VerifyReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
 
 export function pct(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(digits)}%`;
@@ -255,6 +255,14 @@ export function keysText(r: KeysReport): string {
     lines.push('', table(['fingerprint', 'algorithm', 'label', 'own', 'signs bundles'], r.keys.map((k) => [k.fingerprint.slice(0, 16), k.algorithm, k.label ?? '', k.own ? 'yes' : '', k.trusted ? 'trusted' : ''])));
   }
   return lines.join('\n');
+}
+
+export function jobsTable(jobs: readonly JobReport[]): string {
+  const progress = (j: JobReport) => (j.progress ? `${Math.round(100 * j.progress.fraction)} %, level ${j.progress.level}/${j.progress.levels}` : '');
+  return table(
+    ['job', 'method', 'state', 'progress', 'run', 'error'],
+    jobs.map((j) => [j.id, j.method, j.cancelRequested && j.state === 'running' ? 'cancelling' : j.state, progress(j), j.runId ?? '', j.error ?? '']),
+  );
 }
 
 function signerText(s: BundleSignerReport): string {

@@ -1,9 +1,9 @@
 // What the job runner and its worker thread say to each other, and which LabApi methods run as jobs.
 import type { ErrorPayload } from '../api/errors';
-import type { SearchProgress } from '../api/schemas';
+import { JOB_METHOD_NAMES, type SearchProgress } from '../api/schemas';
 
 /** The long LabApi calls: they take a cancel signal and report progress. */
-export const JOB_METHODS = ['searchImp', 'searchOneShot', 'searchAtInit', 'searchGradual', 'resumeRun', 'claim', 'attack', 'instability', 'essentialSparsity', 'criteriaOverlap'] as const;
+export const JOB_METHODS = JOB_METHOD_NAMES;
 export type JobMethod = (typeof JOB_METHODS)[number];
 
 /** Sent to the worker as workerData. */

@@ -14,6 +14,11 @@ import {
   ExportMaskRequest,
   ExportBundleRequest,
   ResumeRunRequest,
+  SubmitJobRequest,
+  ListJobsRequest,
+  CancelJobRequest,
+  ResumeJobRequest,
+  type JobReport,
   VerifyBundleRequest,
   ImportBundleRequest,
   ImportModelRequest,
@@ -109,6 +114,8 @@ import { planOpenLthRuns } from './open-lth-runs';
 import { exportBundle, importBundle, verifyBundle } from './bundles';
 import { parseRequest } from '../api/parse-request';
 import { isProcessAlive } from '../store/liveness';
+import { JobRunner } from '../jobs/job-runner';
+import { followJob, toJobReport } from './jobs';
 import { toSummary } from './summaries';
 import { ProgressTracker } from './progress';
 
@@ -134,6 +141,7 @@ const isImportedModel = (model: string) => model.startsWith('md_');
 
 export class LabService implements LabApi {
   private store: LabStore | undefined;
+  private runner: JobRunner | undefined;
 
   constructor(private readonly options: LabServiceOptions) {}
 
@@ -151,6 +159,9 @@ export class LabService implements LabApi {
   }
 
   close(): void {
+    // A running job is cancelled at its next safe point; its finished levels stay.
+    void this.runner?.close();
+    this.runner = undefined;
     this.store?.close();
     this.store = undefined;
     // Idle training threads would not keep the process alive (they are unref'd), but they hold their heaps.
@@ -1037,6 +1048,45 @@ export class LabService implements LabApi {
       };
     });
     return { root: read.root, runs, warnings };
+  }
+
+  // ---- jobs ----
+
+  /** The job runner of this service, made on first use (its worker threads run the long calls). */
+  private jobRunner(): JobRunner {
+    return (this.runner ??= new JobRunner({ dbPath: this.options.dbPath, ownerKeyPath: this.options.ownerKeyPath }));
+  }
+
+  async submitJob(request: z.input<typeof SubmitJobRequest>, options: CallOptions = {}): Promise<JobReport> {
+    const params = parseRequest(SubmitJobRequest, request);
+    const runner = this.jobRunner();
+    const job = runner.submit(params.method, params.request);
+    return toJobReport(params.wait ? await followJob(runner, job.id, options) : job);
+  }
+
+  async listJobs(request: z.input<typeof ListJobsRequest>): Promise<JobReport[]> {
+    parseRequest(ListJobsRequest, request);
+    const store = this.openStore(false);
+    if (!store) return [];
+    store.jobs.markInterrupted(isProcessAlive);
+    return store.jobs.list().map(toJobReport);
+  }
+
+  async cancelJob(request: z.input<typeof CancelJobRequest>): Promise<JobReport> {
+    const params = parseRequest(CancelJobRequest, request);
+    if (this.runner) return toJobReport(this.runner.cancel(params.job));
+    const store = this.openStore(false);
+    if (!store) throw new NotFoundError('job', params.job);
+    // Another process runs it: the flag in the table reaches its runner within a poll.
+    return toJobReport(store.jobs.requestCancel(store.resolveJobId(params.job)));
+  }
+
+  async resumeJob(request: z.input<typeof ResumeJobRequest>, options: CallOptions = {}): Promise<JobReport> {
+    const params = parseRequest(ResumeJobRequest, request);
+    if (!this.openStore(false)) throw new NotFoundError('job', params.job);
+    const runner = this.jobRunner();
+    const job = runner.resume(params.job);
+    return toJobReport(params.wait ? await followJob(runner, job.id, options) : job);
   }
 
   async exportBundle(request: z.input<typeof ExportBundleRequest>): Promise<ExportBundleReport> {

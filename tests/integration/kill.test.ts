@@ -1,6 +1,7 @@
 // A search killed with SIGKILL (no handler runs) must leave a consistent database that keeps every
 // level finished before the kill, the next start must mark the run as interrupted, and `resume`
 // must finish it from the last stored level.
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -64,5 +65,41 @@ describe('a killed search', () => {
     const after = new Sqlite(db, { readonly: true });
     expect(after.pragma('integrity_check', { simple: true })).toBe('ok');
     after.close();
+  });
+});
+
+describe('a killed job', () => {
+  it('is marked interrupted on the next start, and `jobs resume` completes it from its last stored level', async () => {
+    const db = join(temp(), 'job.db');
+    const request = join(temp(), 'imp.json');
+    writeFileSync(request, JSON.stringify({ model: 'lenet-300-100', dataset: 'mnist', iterations: 100, evalEvery: 10, validationSize: 500, levels: 4, backend: 'wasm' }));
+    const { child, done } = startCli(['jobs', 'run', 'searchImp', '--request', request, '--db', db]);
+    await waitForStderr(child, /level 2\/4 ticket/);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    child.kill('SIGKILL');
+    expect((await done).signal).toBe('SIGKILL');
+
+    const raw = new Sqlite(db, { readonly: true });
+    expect(raw.pragma('integrity_check', { simple: true })).toBe('ok');
+    raw.close();
+    const listed = await runCliProcess(['jobs', '--db', db, '--json']);
+    const [job] = JSON.parse(listed.stdout) as Array<{ id: string; state: string; runId: string }>;
+    expect(job).toMatchObject({ state: 'interrupted', runId: expect.stringMatching(/^run_/) });
+    const before = LabStore.open(db, { create: false })!;
+    const kept = before.listTickets({ runId: job!.runId }).map((t) => t.id);
+    before.close();
+    expect(kept.length).toBeGreaterThanOrEqual(2);
+
+    const resumed = await runCliProcess(['jobs', 'resume', job!.id, '--db', db, '--json']);
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ id: job!.id, state: 'completed', runId: job!.runId });
+    const after = LabStore.open(db, { create: false })!;
+    const tickets = after.listTickets({ runId: job!.runId });
+    after.close();
+    expect(tickets.map((t) => t.level)).toEqual([0, 1, 2, 3, 4]);
+    expect(tickets.slice(0, kept.length).map((t) => t.id)).toEqual(kept);
+    const check = new Sqlite(db, { readonly: true });
+    expect(check.pragma('integrity_check', { simple: true })).toBe('ok');
+    check.close();
   });
 });
