@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 
 import { join } from 'node:path';
 import Sqlite from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
+import { SCHEMA_VERSION } from '../../core/store/migrations';
 import { runCliProcess, startCli, waitForStderr } from '../support/cli-process';
 import { useTempFolder } from '../support/temp-folder';
 
@@ -59,7 +60,7 @@ describe('ticket-lab CLI', () => {
     expect((JSON.parse(curve.stdout) as { tickets: Array<{ id: string }> }).tickets.map((t) => t.id)).toEqual(summary.tickets.map((t) => t.id));
     expect((await runCliProcess(['curve', summary.runId, '--db', db])).stdout).toMatch(/reinit-control acc/);
     const info = await runCliProcess(['db', 'info', '--db', db, '--json']);
-    expect(JSON.parse(info.stdout)).toMatchObject({ exists: true, schemaVersion: 1, counts: { runs: 1, tickets: 4, masks: 12 } });
+    expect(JSON.parse(info.stdout)).toMatchObject({ exists: true, schemaVersion: SCHEMA_VERSION, counts: { runs: 1, tickets: 4, masks: 12 } });
 
     const oneshot = await runCliProcess(['search', 'oneshot', '--from', last.id, '--sparsity', '0.9', '--no-retrain', '--db', db, '--json']);
     expect(oneshot.code).toBe(0);
