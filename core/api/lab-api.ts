@@ -52,6 +52,7 @@ import {
   CancelJobRequest,
   ResumeJobRequest,
   type JobReport,
+  type JobEvent,
   ShowTicketRequest,
   type CompareResult,
   type DbInfo,
@@ -129,11 +130,16 @@ export interface LabApi {
   cancelJob(request: CancelJobRequest): Promise<JobReport>;
   /** Puts a stopped job back in the queue (an IMP job continues its run); with wait, follows it to the end. */
   resumeJob(request: ResumeJobRequest, options?: CallOptions): Promise<JobReport>;
+  /** Every job's progress, warnings and state changes, as they happen; returns the unsubscribe. An event, not a request: not in LAB_API_METHODS. */
+  onJobEvent(listener: (event: JobEvent) => void): () => void;
   /** Checks a bundle (or an OMS-signed folder): signature, digests, no unlisted file; stores nothing. */
   verifyBundle(request: VerifyBundleRequest): Promise<VerifyBundleReport>;
   /** Verifies a bundle, then stores its ticket, lineage, claims and keys in one transaction. */
   importBundle(request: ImportBundleRequest): Promise<ImportBundleReport>;
 }
+
+/** The LabApi's event subscriptions (onXxx): not requests, so not in LAB_API_METHODS. */
+export type LabApiEvent = 'onJobEvent';
 
 /** Every method with the validator of its request: the list transports are built from. */
 export const LAB_API_METHODS = {
@@ -170,6 +176,6 @@ export const LAB_API_METHODS = {
   resumeJob: ResumeJobRequest,
   verifyBundle: VerifyBundleRequest,
   importBundle: ImportBundleRequest,
-} satisfies { [K in keyof LabApi]: z.ZodType };
+} satisfies { [K in Exclude<keyof LabApi, LabApiEvent>]: z.ZodType };
 
 export type LabApiMethod = keyof typeof LAB_API_METHODS;

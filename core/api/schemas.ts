@@ -931,3 +931,9 @@ export interface JobReport {
   createdAt: string;
   updatedAt: string;
 }
+
+/** What a job runner reports as it goes: streamed to the UI (WebSocket, IPC) and the CLI's progress line. */
+export type JobEvent =
+  | { type: 'progress'; job: string; progress: SearchProgress }
+  | { type: 'warning'; job: string; message: string }
+  | { type: 'state'; job: JobReport };

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { InvalidRequestError } from '../api/errors';
 import type { CallOptions, LabApi } from '../api/lab-api';
+import { startLabServer } from '../server/lab-server';
 import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, AttackRequest, ExportTriggersRequest, ExportBundleRequest, ResumeRunRequest, SubmitJobRequest, VerifyBundleRequest, ImportBundleRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
 import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, jobsTable, exportBundleText, verifyBundleText, importBundleText, claimText, verifyText, attackText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
@@ -367,6 +368,24 @@ export const COMMANDS: CommandDef[] = [
     options: [{ flag: 'data-dir', kind: 'string', help: 'where the run\'s dataset is, if it was read from a folder' }],
     async run(ctx, request, [run]) {
       printSearch(ctx, await ctx.api.resumeRun({ ...request, run: run! } as ResumeRunRequest, callOptions(ctx)));
+    },
+  },
+  {
+    name: 'serve',
+    summary: 'the LabApi over HTTP and job events over a WebSocket, for a browser or a laptop (loopback only unless --host; a per-session token)',
+    positionals: [],
+    long: true,
+    options: [
+      { flag: 'port', kind: 'int', help: 'the port (default: any free one)' },
+      { flag: 'host', kind: 'string', help: 'the address to listen on (default 127.0.0.1; another one lets this network in, with the token as the only lock)' },
+    ],
+    async run(ctx, request) {
+      const { port, host } = request as { port?: number; host?: string };
+      if (port !== undefined && (port < 0 || port > 65535)) throw new InvalidRequestError(`--port must be 0..65535, got ${port}.`);
+      const server = await startLabServer({ service: ctx.api, ...(port !== undefined ? { port } : {}), ...(host ? { host } : {}) });
+      ctx.out(ctx.json ? JSON.stringify({ url: server.url, host: server.host, port: server.port }) : `Ticket Lab serves at ${server.url}\n(open it once: the token then stays in a cookie; Ctrl-C stops)`);
+      await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
+      await server.close();
     },
   },
   {

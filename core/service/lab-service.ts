@@ -19,6 +19,7 @@ import {
   CancelJobRequest,
   ResumeJobRequest,
   type JobReport,
+  type JobEvent,
   VerifyBundleRequest,
   ImportBundleRequest,
   ImportModelRequest,
@@ -1055,6 +1056,10 @@ export class LabService implements LabApi {
   /** The job runner of this service, made on first use (its worker threads run the long calls). */
   private jobRunner(): JobRunner {
     return (this.runner ??= new JobRunner({ dbPath: this.options.dbPath, ownerKeyPath: this.options.ownerKeyPath }));
+  }
+
+  onJobEvent(listener: (event: JobEvent) => void): () => void {
+    return this.jobRunner().onEvent((event) => listener(event.type === 'state' ? { type: 'state', job: toJobReport(event.job) } : event));
   }
 
   async submitJob(request: z.input<typeof SubmitJobRequest>, options: CallOptions = {}): Promise<JobReport> {

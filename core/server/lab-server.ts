@@ -1,0 +1,182 @@
+// The local server (`ticket-lab serve`, DESIGN.md "Runs without Electron"): the LabApi over HTTP
+// (one POST per method, the request as JSON) and the jobs' events over a WebSocket, from the same
+// LabService the CLI and the app use. It listens on loopback unless told otherwise and answers only
+// requests that carry the session's token (a bearer header, or the cookie set by opening the printed
+// URL once). Every request is validated with the LabApi validators; bodies have a size limit. Long
+// calls (searches, attacks) are jobs: they run in the job runner's worker threads, never on the
+// thread that serves requests, so a direct call to one is refused with the way to submit it.
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
+import { type ErrorCode, InvalidRequestError, LabError, toErrorPayload } from '../api/errors';
+import { LAB_API_METHODS, type LabApi, type LabApiMethod } from '../api/lab-api';
+import { parseRequest } from '../api/parse-request';
+import { JOB_METHOD_NAMES, type JobEvent } from '../api/schemas';
+
+export interface LabServerOptions {
+  /** The service (a LabService): requests are its methods, events its job events. */
+  service: LabApi;
+  /** Default 127.0.0.1: nothing off this machine reaches it unless asked. */
+  host?: string;
+  /** Default 0: any free port. */
+  port?: number;
+  /** Default: 32 random bytes, hex. */
+  token?: string;
+  /** Largest request body accepted, in bytes (default 1 MiB). */
+  maxBodyBytes?: number;
+}
+
+export interface RunningLabServer {
+  /** The address to open once: it carries the token, which the server then keeps in a cookie. */
+  url: string;
+  host: string;
+  port: number;
+  token: string;
+  close(): Promise<void>;
+}
+
+const COOKIE = 'ticket_lab_token';
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  INVALID_REQUEST: 400, NOT_FOUND: 404, AMBIGUOUS_ID: 400, BUNDLE_REJECTED: 422, DATA_FORMAT: 422, MASK_FORMAT: 422, DATASET_UNAVAILABLE: 422, CANCELLED: 409,
+};
+const JOB_METHODS = new Set<string>(JOB_METHOD_NAMES);
+
+/** An HTTP error that is not the service's: 401, 404, 405, 411, 413, 415. */
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function sameToken(given: string | undefined, token: string): boolean {
+  if (!given) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function tokenOf(request: IncomingMessage): string | undefined {
+  const header = request.headers.authorization;
+  if (header?.startsWith('Bearer ')) return header.slice('Bearer '.length).trim();
+  for (const part of (request.headers.cookie ?? '').split(';')) {
+    const [name, ...value] = part.trim().split('=');
+    if (name === COOKIE) return value.join('=');
+  }
+  return undefined;
+}
+
+async function readBody(request: IncomingMessage, limit: number): Promise<unknown> {
+  const type = request.headers['content-type'] ?? '';
+  if (!type.startsWith('application/json')) throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the request as application/json.');
+  const declared = Number(request.headers['content-length'] ?? NaN);
+  if (declared > limit) throw new HttpError(413, 'TOO_LARGE', `The request is ${declared} bytes; the limit is ${limit}.`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of request) {
+    size += (chunk as Buffer).length;
+    if (size > limit) throw new HttpError(413, 'TOO_LARGE', `The request is over the limit of ${limit} bytes.`);
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new InvalidRequestError(`The request body is not JSON: ${(error as Error).message}.`);
+  }
+}
+
+function send(response: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  const text = JSON.stringify(body);
+  response.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store', ...headers });
+  response.end(text);
+}
+
+export async function startLabServer(options: LabServerOptions): Promise<RunningLabServer> {
+  const { service } = options;
+  const host = options.host ?? '127.0.0.1';
+  const token = options.token ?? randomBytes(32).toString('hex');
+  const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+
+  const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    // Opening the printed URL once: the token moves into a cookie and out of the address bar.
+    if (request.method === 'GET' && url.pathname === '/' && url.searchParams.has('token')) {
+      if (!sameToken(url.searchParams.get('token') ?? undefined, token)) throw new HttpError(401, 'UNAUTHORIZED', 'That token is not this session\'s.');
+      response.writeHead(303, { location: '/', 'set-cookie': `${COOKIE}=${token}; HttpOnly; SameSite=Strict; Path=/` });
+      response.end();
+      return;
+    }
+    if (!sameToken(tokenOf(request), token)) throw new HttpError(401, 'UNAUTHORIZED', 'This server needs its session token: open the URL it printed, or send Authorization: Bearer <token>.');
+    if (url.pathname === '/' && request.method === 'GET') {
+      send(response, 200, { service: 'ticket-lab', api: 'POST /api/<method> with the request as JSON', events: 'WebSocket /api/events', methods: Object.keys(LAB_API_METHODS) });
+      return;
+    }
+    const match = /^\/api\/([A-Za-z]+)$/.exec(url.pathname);
+    if (!match) throw new HttpError(404, 'NOT_FOUND', `Nothing at ${url.pathname}; the API is POST /api/<method>.`);
+    const method = match[1]!;
+    if (!Object.hasOwn(LAB_API_METHODS, method)) throw new HttpError(404, 'NOT_FOUND', `There is no LabApi method '${method}'.`);
+    if (request.method !== 'POST') throw new HttpError(405, 'METHOD_NOT_ALLOWED', `Call ${method} with POST.`);
+    if (JOB_METHODS.has(method)) {
+      throw new HttpError(409, 'RUNS_AS_JOB', `${method} runs as a job: POST /api/submitJob with {"method": "${method}", "request": {...}}, then follow it on /api/events.`);
+    }
+    const body = await readBody(request, maxBodyBytes);
+    // Validated here and again by the service: a malformed request never reaches it.
+    const valid = parseRequest(LAB_API_METHODS[method as LabApiMethod], body);
+    if ((method === 'submitJob' || method === 'resumeJob') && (valid as { wait?: boolean }).wait) {
+      throw new InvalidRequestError('wait: over HTTP, follow the job on /api/events instead of waiting for it.');
+    }
+    const call = service[method as LabApiMethod] as (request: unknown) => Promise<unknown>;
+    send(response, 200, await call.call(service, body));
+  };
+
+  const server: Server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => {
+      if (response.headersSent) return response.destroy();
+      if (error instanceof HttpError) return send(response, error.status, { code: error.code, message: error.message });
+      const payload = toErrorPayload(error);
+      send(response, error instanceof LabError ? (STATUS[error.code] ?? 500) : 500, payload);
+    });
+  });
+  server.requestTimeout = 60_000;
+  server.headersTimeout = 10_000;
+
+  // Job events for every authorised socket on /api/events.
+  const sockets = new WebSocketServer({ noServer: true, maxPayload: 4096 });
+  server.on('upgrade', (request, socket, head) => {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (url.pathname !== '/api/events' || !sameToken(tokenOf(request) ?? url.searchParams.get('token') ?? undefined, token)) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\n\r\n');
+      return;
+    }
+    sockets.handleUpgrade(request, socket, head, (ws) => sockets.emit('connection', ws));
+  });
+  const unsubscribe = service.onJobEvent((event: JobEvent) => {
+    const text = JSON.stringify(event);
+    for (const client of sockets.clients) if (client.readyState === client.OPEN) client.send(text);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return {
+    url: `http://${shown}:${address.port}/?token=${token}`,
+    host: address.address,
+    port: address.port,
+    token,
+    close: async () => {
+      unsubscribe();
+      for (const client of sockets.clients) client.terminate();
+      sockets.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,99 @@
+// The local server on a real database: the token (bearer or cookie) guards every request, loopback is
+// the default, bad requests get 4xx and the server keeps serving, long calls go through jobs, and
+// the jobs' events reach a WebSocket client.
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { JobEvent, JobReport, TicketSummary } from '../../../core/api/schemas';
+import { type RunningLabServer, startLabServer } from '../../../core/server/lab-server';
+import { LabService } from '../../../core/service/lab-service';
+import { useTempFolder } from '../../support/temp-folder';
+
+const temp = useTempFolder('ticket-lab-server-');
+let service: LabService;
+let server: RunningLabServer;
+let base: string;
+
+const post = (method: string, body: unknown, headers: Record<string, string> = { authorization: `Bearer ${server.token}` }) =>
+  fetch(`${base}/api/${method}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+beforeAll(async () => {
+  service = new LabService({ dbPath: join(temp(), 'lab.db'), ownerKeyPath: join(temp(), 'key.pem') });
+  await service.searchOneShot({ model: 'lenet-300-100', dataset: 'mnist', sparsity: 0.8, iterations: 10, evalEvery: 10, validationSize: 500, backend: 'wasm' });
+  server = await startLabServer({ service, maxBodyBytes: 4096 });
+  base = `http://127.0.0.1:${server.port}`;
+});
+
+afterAll(async () => {
+  await server?.close();
+  service?.close();
+});
+
+describe('the local server', () => {
+  it('listens on loopback, answers only with the session token, and moves the token into a cookie', async () => {
+    expect(server.host).toBe('127.0.0.1');
+    expect(server.url).toBe(`${base}/?token=${server.token}`);
+    expect((await post('listTickets', {}, {})).status).toBe(401);
+    expect((await post('listTickets', {}, { authorization: 'Bearer nope' })).status).toBe(401);
+    const opened = await fetch(server.url, { redirect: 'manual' });
+    expect(opened.status).toBe(303);
+    const cookie = opened.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/HttpOnly/);
+    expect(cookie).toMatch(/SameSite=Strict/);
+    const withCookie = await post('listTickets', {}, { cookie: cookie.split(';')[0]! });
+    expect(withCookie.status).toBe(200);
+    expect(((await withCookie.json()) as TicketSummary[]).length).toBe(2);
+  });
+
+  it('serves the LabApi with validated requests, and answers bad ones with 4xx while it keeps serving', async () => {
+    const filtered = await post('listTickets', { minSparsity: 0.5 });
+    expect(((await filtered.json()) as TicketSummary[]).map((t) => t.level)).toEqual([1]);
+    const cases: Array<[string, Promise<Response>, number, RegExp]> = [
+      ['not JSON', post('listTickets', '{"oops'), 400, /not JSON/],
+      ['an unknown field', post('listTickets', { surprise: 1 }), 400, /surprise/],
+      ['a wrong type', post('listTickets', { minSparsity: 'high' }), 400, /minSparsity/],
+      ['too large', post('listTickets', { model: 'x'.repeat(5000) }), 413, /limit/],
+      ['no such method', post('dropTables', {}), 404, /no LabApi method/],
+      ['a missing ticket', post('showTicket', { ticket: 'tk_00000000' }), 404, /ticket/],
+      ['a search called directly', post('searchImp', { model: 'lenet-300-100', dataset: 'mnist' }), 409, /submitJob/],
+      ['text, not JSON', fetch(`${base}/api/listTickets`, { method: 'POST', headers: { authorization: `Bearer ${server.token}`, 'content-type': 'text/plain' }, body: '{}' }), 415, /application\/json/],
+      ['GET on a method', fetch(`${base}/api/listTickets`, { headers: { authorization: `Bearer ${server.token}` } }), 405, /POST/],
+    ];
+    for (const [what, response, status, message] of cases) {
+      const r = await response;
+      expect(r.status, what).toBe(status);
+      expect(((await r.json()) as { message: string }).message, what).toMatch(message);
+    }
+    expect((await post('listTickets', {})).status).toBe(200);
+  });
+
+  it('runs a submitted search as a job and streams its events to a WebSocket client that has the token', async () => {
+    const refused = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${server.port}/api/events`);
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on('open', () => resolve(101));
+    });
+    expect(refused).toBe(401);
+
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/api/events`, { headers: { authorization: `Bearer ${server.token}` } });
+    await new Promise((resolve, reject) => ws.on('open', resolve).on('error', reject));
+    const events: JobEvent[] = [];
+    const finished = new Promise<void>((resolve) =>
+      ws.on('message', (data) => {
+        const event = JSON.parse(String(data)) as JobEvent;
+        events.push(event);
+        if (event.type === 'state' && event.job.state === 'completed') resolve();
+      }),
+    );
+    const submitted = await post('submitJob', { method: 'searchImp', request: { model: 'lenet-300-100', dataset: 'mnist', levels: 1, iterations: 20, evalEvery: 10, validationSize: 500, backend: 'wasm' } });
+    expect(submitted.status).toBe(200);
+    const job = (await submitted.json()) as JobReport;
+    expect(job.state).toBe('queued');
+    await finished;
+    ws.close();
+    expect(events.some((e) => e.type === 'progress' && e.job === job.id)).toBe(true);
+    const listed = (await (await post('listJobs', {})).json()) as JobReport[];
+    expect(listed.find((j) => j.id === job.id)).toMatchObject({ state: 'completed', method: 'searchImp' });
+    expect((await post('submitJob', { method: 'searchImp', request: {}, wait: true })).status).toBe(400);
+  });
+});
