@@ -33,6 +33,8 @@ import {
   type ImportBundleReport,
   ListRunsRequest,
   ListTicketsRequest,
+  BrowseTicketsRequest,
+  type TicketPageReport,
   SearchImpRequest,
   SearchOneShotRequest,
   SearchAtInitRequest,
@@ -90,6 +92,8 @@ export interface LabApi {
   /** A ticket (its trained weights under its mask) or an imported model measured on a dataset's validation and test splits. */
   evaluate(request: EvaluateRequest): Promise<EvaluateReport>;
   listTickets(request: ListTicketsRequest): Promise<TicketSummary[]>;
+  /** One sorted page of the tickets a filter selects, and the total (the UI's table). */
+  browseTickets(request: BrowseTicketsRequest): Promise<TicketPageReport>;
   showTicket(request: ShowTicketRequest): Promise<TicketDetail>;
   compareTickets(request: CompareTicketsRequest): Promise<CompareResult>;
   listRuns(request: ListRunsRequest): Promise<RunReport[]>;
@@ -152,6 +156,7 @@ export const LAB_API_METHODS = {
   instability: InstabilityRequest,
   evaluate: EvaluateRequest,
   listTickets: ListTicketsRequest,
+  browseTickets: BrowseTicketsRequest,
   showTicket: ShowTicketRequest,
   compareTickets: CompareTicketsRequest,
   listRuns: ListRunsRequest,

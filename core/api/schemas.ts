@@ -301,17 +301,44 @@ export interface CriteriaOverlapReport {
   warnings: string[];
 }
 
-export const ListTicketsRequest = z
+/** What selects tickets: the CLI's `tickets` and the UI's table filters. */
+const TicketFilterFields = {
+  model: Name.optional(),
+  dataset: Name.optional(),
+  method: Name.optional(),
+  run: Id.optional(),
+  minSparsity: z.number().min(0).max(1).optional(),
+  maxSparsity: z.number().min(0).max(1).optional(),
+  /** Test accuracy range, as fractions. */
+  minAccuracy: z.number().min(0).max(1).optional(),
+  maxAccuracy: z.number().min(0).max(1).optional(),
+  role: z.enum(['ticket', 'control']).optional(),
+  /** Only claimed (true) or unclaimed (false) tickets. */
+  claimed: z.boolean().optional(),
+  /** Only tickets claimed with a key whose fingerprint starts with these hex digits. */
+  owner: z.string().regex(/^[0-9a-f]{1,64}$/, 'a key fingerprint (hex) or its start').optional(),
+};
+
+export const ListTicketsRequest = z.object(TicketFilterFields).strict();
+export type ListTicketsRequest = z.input<typeof ListTicketsRequest>;
+
+/** One sorted page of the tickets a filter selects, with the total: the UI's table of thousands of tickets. */
+export const BrowseTicketsRequest = z
   .object({
-    model: Name.optional(),
-    dataset: Name.optional(),
-    method: Name.optional(),
-    run: Id.optional(),
-    minSparsity: z.number().min(0).max(1).optional(),
-    role: z.enum(['ticket', 'control']).optional(),
+    ...TicketFilterFields,
+    sort: z.enum(['created', 'sparsity', 'accuracy', 'level', 'method', 'model']).default('created'),
+    order: z.enum(['asc', 'desc']).default('asc'),
+    limit: z.number().int().min(1).max(1000).default(100),
+    offset: z.number().int().min(0).default(0),
   })
   .strict();
-export type ListTicketsRequest = z.input<typeof ListTicketsRequest>;
+export type BrowseTicketsRequest = z.input<typeof BrowseTicketsRequest>;
+
+export interface TicketPageReport {
+  total: number;
+  offset: number;
+  tickets: TicketSummary[];
+}
 
 export const ShowTicketRequest = z.object({ ticket: Id }).strict();
 export type ShowTicketRequest = z.input<typeof ShowTicketRequest>;

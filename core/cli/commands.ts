@@ -282,7 +282,13 @@ export const COMMANDS: CommandDef[] = [
       { flag: 'method', kind: 'string', help: 'imp | oneshot-magnitude | dense | reinit-control | random-mask-control' },
       { flag: 'run', kind: 'string', help: 'only this run (id or unique prefix)' },
       { flag: 'min-sparsity', kind: 'number', help: 'only tickets at least this sparse, in [0, 1]' },
+      { flag: 'max-sparsity', kind: 'number', help: 'only tickets at most this sparse, in [0, 1]' },
+      { flag: 'min-accuracy', kind: 'number', help: 'only tickets with at least this test accuracy, in [0, 1]' },
+      { flag: 'max-accuracy', kind: 'number', help: 'only tickets with at most this test accuracy, in [0, 1]' },
       { flag: 'role', kind: 'string', help: 'ticket | control' },
+      { flag: 'claimed', kind: 'boolean', sets: true, help: 'only tickets with an ownership claim' },
+      { flag: 'unclaimed', field: 'claimed', kind: 'boolean', sets: false, help: 'only tickets without one' },
+      { flag: 'owner', kind: 'string', help: 'only tickets claimed with this key (fingerprint or its start)' },
     ],
     async run(ctx, request) {
       const tickets = await ctx.api.listTickets(request);

@@ -33,6 +33,8 @@ import {
   ListRunsRequest,
   PredictRequest,
   ListTicketsRequest,
+  BrowseTicketsRequest,
+  type TicketPageReport,
   CriteriaOverlapRequest,
   type CriteriaOverlapReport,
   EssentialSparsityRequest,
@@ -103,7 +105,7 @@ import { type OneShotOutcome, type OneShotPlan, runOneShot } from '../pruning/on
 import { pruningStrategy } from '../pruning/registry';
 import { closeStackWorkers } from '../train/stack-workers';
 import { type TrainProgress, type TrainResult, type TrainSchedule, evaluateWeights, trainMasked } from '../train/train';
-import { type ClaimRecord, type ModelRecord, type NewTicket, LabStore, type RunRecord, type TicketRecord } from '../store/lab-store';
+import { type ClaimRecord, type ModelRecord, type NewTicket, LabStore, type RunRecord, type TicketFilter, type TicketRecord } from '../store/lab-store';
 import { SCHEMA_VERSION } from '../store/migrations';
 import { type SignatureEdits, type SignaturePlan, embedSignature, planSignature } from '../ownership/graph-signature';
 import { loadOrCreateOwnerKey, loadOwnerKey, ownershipSecret } from '../ownership/keys';
@@ -566,17 +568,15 @@ export class LabService implements LabApi {
   async listTickets(request: z.input<typeof ListTicketsRequest>): Promise<TicketSummary[]> {
     const params = parseRequest(ListTicketsRequest, request);
     const store = this.openStore(false);
-    if (!store) return [];
-    return store
-      .listTickets({
-        runId: params.run ? store.resolveRunId(params.run) : undefined,
-        architecture: params.model,
-        datasetName: params.dataset,
-        method: params.method,
-        minSparsity: params.minSparsity,
-        role: params.role,
-      })
-      .map(toSummary);
+    return store ? store.listTickets(ticketFilter(store, params)).map(toSummary) : [];
+  }
+
+  async browseTickets(request: z.input<typeof BrowseTicketsRequest>): Promise<TicketPageReport> {
+    const { sort, order, limit, offset, ...filter } = parseRequest(BrowseTicketsRequest, request);
+    const store = this.openStore(false);
+    if (!store) return { total: 0, offset, tickets: [] };
+    const page = store.queryTickets(ticketFilter(store, filter), { sort, order, limit, offset });
+    return { total: page.total, offset, tickets: page.tickets.map(toSummary) };
   }
 
   async showTicket(request: z.input<typeof ShowTicketRequest>): Promise<TicketDetail> {
@@ -1483,6 +1483,14 @@ function oneShotTicket(outcome: OneShotOutcome, parentId: string | null): NewTic
     masks: outcome.masks,
     startWeights: outcome.startWeights,
     finalWeights: outcome.finalWeights,
+  };
+}
+
+/** The store's filter for a request's filter fields. */
+function ticketFilter(store: LabStore, p: z.output<typeof ListTicketsRequest>): TicketFilter {
+  return {
+    runId: p.run ? store.resolveRunId(p.run) : undefined, architecture: p.model, datasetName: p.dataset, method: p.method, minSparsity: p.minSparsity,
+    maxSparsity: p.maxSparsity, minAccuracy: p.minAccuracy, maxAccuracy: p.maxAccuracy, role: p.role, claimed: p.claimed, owner: p.owner,
   };
 }
 

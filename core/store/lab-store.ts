@@ -150,8 +150,27 @@ export interface TicketFilter {
   datasetName?: string | undefined;
   method?: string | undefined;
   minSparsity?: number | undefined;
+  maxSparsity?: number | undefined;
+  minAccuracy?: number | undefined;
+  maxAccuracy?: number | undefined;
   role?: TicketRole | undefined;
+  /** Only tickets with (true) or without (false) an ownership claim. */
+  claimed?: boolean | undefined;
+  /** Only tickets claimed with a key whose fingerprint starts so. */
+  owner?: string | undefined;
 }
+
+/** A page of a ticket list: sorted by one column, then by creation. */
+export interface TicketPage {
+  sort: 'created' | 'sparsity' | 'accuracy' | 'level' | 'method' | 'model';
+  order: 'asc' | 'desc';
+  limit: number;
+  offset: number;
+}
+
+const SORT_COLUMNS: Record<TicketPage['sort'], string> = {
+  created: 't.created_at', sparsity: 't.sparsity', accuracy: 't.test_accuracy', level: 't.level', method: 't.method', model: 'm.architecture',
+};
 
 export interface StoreInfo {
   path: string;
@@ -168,6 +187,23 @@ const WEIGHTS_ENCODING = 'f32le+deflate';
  * pruned weights do, and level 1 gets those cheaply.
  */
 export const WEIGHTS_DEFLATE_LEVEL = 1;
+
+/** The WHERE clause of a ticket filter and its arguments (values always bound, never spliced). */
+function ticketConditions(filter: TicketFilter): { where: string; args: unknown[] } {
+  const conditions: Array<[string, unknown[]]> = [];
+  if (filter.runId) conditions.push(['t.run_id = ?', [filter.runId]]);
+  if (filter.architecture) conditions.push(['m.architecture = ?', [filter.architecture]]);
+  if (filter.datasetName) conditions.push(['d.name = ?', [filter.datasetName]]);
+  if (filter.method) conditions.push(['t.method = ?', [filter.method]]);
+  if (filter.minSparsity !== undefined) conditions.push(['t.sparsity >= ?', [filter.minSparsity]]);
+  if (filter.maxSparsity !== undefined) conditions.push(['t.sparsity <= ?', [filter.maxSparsity]]);
+  if (filter.minAccuracy !== undefined) conditions.push(['t.test_accuracy >= ?', [filter.minAccuracy]]);
+  if (filter.maxAccuracy !== undefined) conditions.push(['t.test_accuracy <= ?', [filter.maxAccuracy]]);
+  if (filter.role) conditions.push(['t.role = ?', [filter.role]]);
+  if (filter.claimed !== undefined) conditions.push([`${filter.claimed ? '' : 'NOT '}EXISTS (SELECT 1 FROM claims c WHERE c.ticket_id = t.id)`, []]);
+  if (filter.owner) conditions.push(["EXISTS (SELECT 1 FROM claims c WHERE c.ticket_id = t.id AND substr(c.key_fingerprint, 1, ?) = ?)", [filter.owner.length, filter.owner]]);
+  return { where: conditions.length ? `WHERE ${conditions.map(([sql]) => sql).join(' AND ')}` : '', args: conditions.flatMap(([, values]) => values) };
+}
 
 /** Same layers in the same order, same shapes, same bits. */
 function masksEqual(a: MaskSet, b: MaskSet): boolean {
@@ -662,17 +698,20 @@ export class LabStore {
   }
 
   listTickets(filter: TicketFilter = {}): TicketRecord[] {
-    const conditions: Array<[string, unknown]> = [];
-    if (filter.runId) conditions.push(['t.run_id = ?', filter.runId]);
-    if (filter.architecture) conditions.push(['m.architecture = ?', filter.architecture]);
-    if (filter.datasetName) conditions.push(['d.name = ?', filter.datasetName]);
-    if (filter.method) conditions.push(['t.method = ?', filter.method]);
-    if (filter.minSparsity !== undefined) conditions.push(['t.sparsity >= ?', filter.minSparsity]);
-    if (filter.role) conditions.push(['t.role = ?', filter.role]);
-    const where = conditions.map(([sql]) => sql);
-    const args = conditions.map(([, value]) => value);
-    const sql = `${TICKET_SELECT} ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.created_at, t.run_id, t.level, t.role DESC`;
+    const { where, args } = ticketConditions(filter);
+    const sql = `${TICKET_SELECT} ${where} ORDER BY t.created_at, t.run_id, t.level, t.role DESC`;
     return (this.db.prepare(sql).all(...args) as TicketRow[]).map(toTicket);
+  }
+
+  /** One page of the tickets a filter selects, and how many it selects in all (the UI's table). */
+  queryTickets(filter: TicketFilter, page: TicketPage): { total: number; tickets: TicketRecord[] } {
+    const { where, args } = ticketConditions(filter);
+    const total = (this.db.prepare(`SELECT count(*) AS n FROM (${TICKET_SELECT} ${where})`).get(...args) as { n: number }).n;
+    // NULL accuracies last whichever the order; ties broken by creation so pages never overlap.
+    const column = SORT_COLUMNS[page.sort];
+    const direction = page.order === 'desc' ? 'DESC' : 'ASC';
+    const sql = `${TICKET_SELECT} ${where} ORDER BY ${column} IS NULL, ${column} ${direction}, t.created_at, t.id LIMIT ? OFFSET ?`;
+    return { total, tickets: (this.db.prepare(sql).all(...args, page.limit, page.offset) as TicketRow[]).map(toTicket) };
   }
 
   getMasks(ticketId: string): MaskSet {
