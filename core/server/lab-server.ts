@@ -8,6 +8,8 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFile, realpath, stat } from 'node:fs/promises';
+import { extname, join, resolve, sep } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { type ErrorCode, InvalidRequestError, LabError, toErrorPayload } from '../api/errors';
 import { LAB_API_METHODS, type LabApi, type LabApiMethod } from '../api/lab-api';
@@ -25,6 +27,8 @@ export interface LabServerOptions {
   token?: string;
   /** Largest request body accepted, in bytes (default 1 MiB). */
   maxBodyBytes?: number;
+  /** The built renderer, served at / (index.html) and below; without it / describes the API. */
+  staticDir?: string;
 }
 
 export interface RunningLabServer {
@@ -97,6 +101,46 @@ function send(response: ServerResponse, status: number, body: unknown, headers: 
   response.end(text);
 }
 
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.json': 'application/json',
+  '.svg': 'image/svg+xml', '.png': 'image/png', '.woff2': 'font/woff2', '.wasm': 'application/wasm',
+};
+
+/**
+ * The renderer's CSP, as the desktop app's: its own scripts and styles only, API calls and the
+ * events socket to this origin, images from data: and blob: (mask heat-maps), nothing else.
+ */
+export const RENDERER_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; font-src 'self'; connect-src 'self' ws: wss:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/** A file of the built renderer: only regular files under `root`, index.html for / and for client-side routes. */
+async function serveStatic(root: string, pathname: string, response: ServerResponse): Promise<void> {
+  const base = resolve(root);
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(pathname);
+  } catch {
+    throw new HttpError(400, 'BAD_PATH', 'The path is not valid percent-encoding.');
+  }
+  if (decoded.includes('\0')) throw new HttpError(400, 'BAD_PATH', 'The path holds a NUL byte.');
+  let file = resolve(base, `.${decoded}`);
+  if (file !== base && !file.startsWith(`${base}${sep}`)) throw new HttpError(404, 'NOT_FOUND', 'Nothing there.');
+  const info = await stat(file).catch(() => undefined);
+  // A route of the single-page app (no extension) gets index.html; a missing asset is a 404.
+  if (!info?.isFile()) {
+    if (extname(decoded) !== '' && decoded !== '/') throw new HttpError(404, 'NOT_FOUND', `No file ${decoded}.`);
+    file = join(base, 'index.html');
+  }
+  const real = await realpath(file).catch(() => undefined);
+  if (!real || (real !== base && !real.startsWith(`${await realpath(base)}${sep}`))) throw new HttpError(404, 'NOT_FOUND', 'Nothing there.');
+  const body = await readFile(real);
+  response.writeHead(200, {
+    'content-type': CONTENT_TYPES[extname(real)] ?? 'application/octet-stream', 'content-length': body.length,
+    'content-security-policy': RENDERER_CSP, 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer',
+    'cache-control': extname(real) === '.html' ? 'no-store' : 'no-cache',
+  });
+  response.end(body);
+}
+
 export async function startLabServer(options: LabServerOptions): Promise<RunningLabServer> {
   const { service } = options;
   const host = options.host ?? '127.0.0.1';
@@ -113,9 +157,9 @@ export async function startLabServer(options: LabServerOptions): Promise<Running
       return;
     }
     if (!sameToken(tokenOf(request), token)) throw new HttpError(401, 'UNAUTHORIZED', 'This server needs its session token: open the URL it printed, or send Authorization: Bearer <token>.');
-    if (url.pathname === '/' && request.method === 'GET') {
-      send(response, 200, { service: 'ticket-lab', api: 'POST /api/<method> with the request as JSON', events: 'WebSocket /api/events', methods: Object.keys(LAB_API_METHODS) });
-      return;
+    if (request.method === 'GET' && !url.pathname.startsWith('/api/')) {
+      if (options.staticDir) return serveStatic(options.staticDir, url.pathname, response);
+      if (url.pathname === '/') return send(response, 200, { service: 'ticket-lab', api: 'POST /api/<method> with the request as JSON', events: 'WebSocket /api/events', methods: Object.keys(LAB_API_METHODS) });
     }
     const match = /^\/api\/([A-Za-z]+)$/.exec(url.pathname);
     if (!match) throw new HttpError(404, 'NOT_FOUND', `Nothing at ${url.pathname}; the API is POST /api/<method>.`);

@@ -1,11 +1,12 @@
 // The local server on a real database: the token (bearer or cookie) guards every request, loopback is
 // the default, bad requests get 4xx and the server keeps serving, long calls go through jobs, and
 // the jobs' events reach a WebSocket client.
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { JobEvent, JobReport, TicketSummary } from '../../../core/api/schemas';
-import { type RunningLabServer, startLabServer } from '../../../core/server/lab-server';
+import { RENDERER_CSP, type RunningLabServer, startLabServer } from '../../../core/server/lab-server';
 import { LabService } from '../../../core/service/lab-service';
 import { useTempFolder } from '../../support/temp-folder';
 
@@ -95,5 +96,33 @@ describe('the local server', () => {
     const listed = (await (await post('listJobs', {})).json()) as JobReport[];
     expect(listed.find((j) => j.id === job.id)).toMatchObject({ state: 'completed', method: 'searchImp' });
     expect((await post('submitJob', { method: 'searchImp', request: {}, wait: true })).status).toBe(400);
+  });
+
+  it('serves the built renderer with its CSP, routes to index.html, and nothing outside its folder', async () => {
+    const root = join(temp(), 'renderer');
+    mkdirSync(join(root, 'assets'), { recursive: true });
+    writeFileSync(join(root, 'index.html'), '<!doctype html><title>Ticket Lab</title>');
+    writeFileSync(join(root, 'assets', 'app.js'), 'console.log(1)');
+    writeFileSync(join(temp(), 'secret.txt'), 'TOP-SECRET-CONTENT');
+    symlinkSync(join(temp(), 'secret.txt'), join(root, 'assets', 'link.js'));
+    const web = await startLabServer({ service, staticDir: root });
+    try {
+      const get = (path: string, auth = true) => fetch(`http://127.0.0.1:${web.port}${path}`, { headers: auth ? { authorization: `Bearer ${web.token}` } : {} });
+      expect((await get('/', false)).status).toBe(401);
+      const index = await get('/');
+      expect(index.status).toBe(200);
+      expect(index.headers.get('content-security-policy')).toBe(RENDERER_CSP);
+      expect(await index.text()).toContain('Ticket Lab');
+      expect((await get('/assets/app.js')).headers.get('content-type')).toMatch(/javascript/);
+      expect(await (await get('/tickets/tk_abc')).text()).toContain('Ticket Lab'); // a client-side route
+      for (const path of ['/assets/missing.js', '/assets/link.js', '/../secret.txt', '/%2e%2e/secret.txt', '/assets/..%2f..%2fsecret.txt']) {
+        const r = await get(path);
+        expect(r.status, path).toBe(404);
+        expect(await r.text(), path).not.toContain('TOP-SECRET-CONTENT');
+      }
+      expect(RENDERER_CSP).not.toMatch(/unsafe|https?:/);
+    } finally {
+      await web.close();
+    }
   });
 });
