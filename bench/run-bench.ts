@@ -4,7 +4,7 @@
 //   node dist/bench/run-bench.js --quick    fewer steps and repetitions (under a minute or so)
 //   node dist/bench/run-bench.js --json     the same numbers as one JSON document on stdout
 //   --torch-threads N                       PyTorch's thread count (default 1, like TF.js wasm in Node)
-//   --sections a,b                          only these: stack, conv, resnet, throughput, imp, methods, masks, store, import, ownership, bundle (default all)
+//   --sections a,b                          only these: stack, conv, resnet, throughput, imp, methods, masks, store, import, ownership, bundle, server (default all)
 //   --backends webgpu,wasm --stacks 1,64,256 --torch-device cuda|cpu|none
 //                                           the stacked-training and conv sections: backends, stack sizes K
 //                                           (stack only), PyTorch's device
@@ -20,6 +20,7 @@ import { lenetTicket } from './lenet-ticket';
 import { IMPORT_PLANS, importTable, measureImport } from './import-timing';
 import { measureOwnership, ownershipTable } from './ownership-timing';
 import { type BundlePlan, bundleTable, measureBundle } from './bundle-timing';
+import { type ServerLoadPlan, measureServerLoad, serverTable } from './server-load';
 import { maskStorageTable, measureMaskStorage } from './mask-storage';
 import { seconds } from './stopwatch';
 import { measureStore, storeTable } from './store-timing';
@@ -43,6 +44,7 @@ interface BenchPlan {
   maskRepetitions: number;
   storeRepetitions: number;
   bundle: BundlePlan;
+  server: ServerLoadPlan;
 }
 
 const PLANS: Record<'full' | 'quick', BenchPlan> = {
@@ -65,6 +67,8 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
     maskRepetitions: 5,
     storeRepetitions: 9,
     bundle: { repetitions: 7, hashRepetitions: 21 },
+    // Issue 9's acceptance: 50 concurrent clients for 30 s.
+    server: { filterRequests: 500, allRequests: 100, clients: 50, loadSeconds: 30 },
   },
   quick: {
     stack: { warmup: 20, steps: 100 },
@@ -83,10 +87,11 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
     maskRepetitions: 1,
     storeRepetitions: 3,
     bundle: { repetitions: 3, hashRepetitions: 7 },
+    server: { filterRequests: 200, allRequests: 20, clients: 50, loadSeconds: 5 },
   },
 };
 
-const SECTIONS = ['stack', 'conv', 'resnet', 'throughput', 'imp', 'methods', 'masks', 'store', 'import', 'ownership', 'bundle'] as const;
+const SECTIONS = ['stack', 'conv', 'resnet', 'throughput', 'imp', 'methods', 'masks', 'store', 'import', 'ownership', 'bundle', 'server'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -99,7 +104,7 @@ interface Options {
   torchDevice: string | null;
 }
 
-const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,conv,resnet,throughput,imp,methods,masks,store,import,ownership,bundle] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
+const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,conv,resnet,throughput,imp,methods,masks,store,import,ownership,bundle,server] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
 
 function list(value: string | undefined, flag: string): string[] {
   if (!value) throw new UsageError(`${flag} needs a value (${USAGE})`);
@@ -241,10 +246,13 @@ async function main(): Promise<void> {
   const bundles = wants('bundle') ? await measureBundle(plan.bundle, SEED, log) : undefined;
   if (bundles) show(bundleTable(bundles));
 
+  const server = wants('server') ? await measureServerLoad(plan.server, SEED, log) : undefined;
+  if (server) show(serverTable(server));
+
   const totalSeconds = seconds(began);
   if (options.json) {
     // JSON has no NaN or Infinity: JSON.stringify writes them as null (a ratio with no bound, say).
-    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, conv, resnet, training: throughput, torch, imp, methods, masks, store, imports, ownership, bundles: bundles?.rows }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, conv, resnet, training: throughput, torch, imp, methods, masks, store, imports, ownership, bundles: bundles?.rows, server }, null, 2)}\n`);
   } else {
     process.stdout.write(`\nTotal ${fixed(totalSeconds, 1)} s.\n`);
   }
