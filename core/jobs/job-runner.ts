@@ -122,14 +122,25 @@ export class JobRunner {
     this.store.close();
   }
 
+  /** A bookkeeping write that may fail (a full or locked disk) without taking the runner down: undefined then, with a warning event. */
+  private safely<T>(job: string, write: () => T): T | undefined {
+    try {
+      return write();
+    } catch (error) {
+      this.emit({ type: 'warning', job, message: `The job table could not be updated: ${(error as Error).message}` });
+      return undefined;
+    }
+  }
+
   private emit(event: JobEvent): void {
     for (const listener of this.listeners) listener(event);
   }
 
   private pump(): void {
     if (this.running || this.closing) return;
-    const next = this.store.jobs.queued()[0];
-    if (!next || !this.store.jobs.start(next.id)) return;
+    // The first queued job this process manages to claim (another process may take one first).
+    const next = this.store.jobs.queued().find((j) => this.store.jobs.start(j.id));
+    if (!next) return;
     const job = this.store.jobs.get(next.id);
     this.emit({ type: 'state', job });
     // A job with a run continues it (resumed); otherwise it calls its method.
@@ -146,17 +157,22 @@ export class JobRunner {
     let latest: SearchProgress | undefined;
     const saveEvery = this.options.saveProgressMilliseconds ?? 250;
     const poll = setInterval(() => {
-      if (this.store.jobs.cancelRequested(job.id)) worker.postMessage({ type: 'cancel' });
+      if (this.safely(job.id, () => this.store.jobs.cancelRequested(job.id))) worker.postMessage({ type: 'cancel' });
     }, this.options.pollMilliseconds ?? 500);
     const finish = (state: 'completed' | 'failed' | 'cancelled', error: string | null) => {
       if (settled) return;
       settled = true;
       clearInterval(poll);
-      if (latest) this.store.jobs.progress(job.id, latest as unknown as Record<string, unknown>, latest.runId || null);
-      this.store.jobs.finish(job.id, state, error);
       this.running = undefined;
       void worker.terminate();
-      this.emit({ type: 'state', job: this.store.jobs.get(job.id) });
+      // A database that cannot be written (a full disk) must not stop the runner or the process: the
+      // job stays 'running' in the table, and the next start marks it interrupted.
+      const saved = this.safely(job.id, () => {
+        if (latest) this.store.jobs.progress(job.id, latest as unknown as Record<string, unknown>, latest.runId || null);
+        this.store.jobs.finish(job.id, state, error);
+        return this.store.jobs.get(job.id);
+      });
+      this.emit({ type: 'state', job: saved ?? { ...job, state, error } });
       this.pump();
     };
     worker.on('message', (reply: JobReply) => {
@@ -165,7 +181,7 @@ export class JobRunner {
         const at = Date.now();
         if (at - lastSaved >= saveEvery) {
           lastSaved = at;
-          this.store.jobs.progress(job.id, reply.progress as unknown as Record<string, unknown>, reply.progress.runId || null);
+          this.safely(job.id, () => this.store.jobs.progress(job.id, reply.progress as unknown as Record<string, unknown>, reply.progress.runId || null));
         }
         this.emit({ type: 'progress', job: job.id, progress: reply.progress });
       } else if (reply.type === 'warning') {
