@@ -55,6 +55,8 @@ export interface CommandDef {
   options: OptionDef[];
   /** Long-running: gets Ctrl-C handling and the progress line. */
   long?: boolean;
+  /** What Ctrl-C does, said when it comes (default: a search stopping at its next safe point). */
+  stopping?: string;
   /** Accepts --backend. */
   usesBackend?: boolean;
   run(ctx: CommandContext, request: Record<string, unknown>, positionals: string[]): Promise<void>;
@@ -381,6 +383,7 @@ export const COMMANDS: CommandDef[] = [
     summary: 'the LabApi over HTTP and job events over a WebSocket, for a browser or a laptop (loopback only unless --host; a per-session token)',
     positionals: [],
     long: true,
+    stopping: 'stopping the server; a running job stops at its next safe point and keeps its finished levels',
     options: [
       { flag: 'port', kind: 'int', help: 'the port (default: any free one)' },
       { flag: 'host', kind: 'string', help: 'the address to listen on (default 127.0.0.1; another one lets this network in, with the token as the only lock)' },

@@ -146,7 +146,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const onSignal = (signal: NodeJS.Signals) => {
     if (controller.signal.aborted) process.exit(EXIT.cancelled); // second Ctrl-C: leave now
     progressLine?.done();
-    err(`${signal === 'SIGINT' ? 'Ctrl-C' : signal}: stopping at the next safe point; finished levels are kept (Ctrl-C again to quit at once).`);
+    err(`${signal === 'SIGINT' ? 'Ctrl-C' : signal}: ${command.stopping ?? 'stopping at the next safe point; finished levels are kept'} (Ctrl-C again to quit at once).`);
     controller.abort();
   };
 

@@ -568,7 +568,7 @@ export class LabService implements LabApi {
   async listTickets(request: z.input<typeof ListTicketsRequest>): Promise<TicketSummary[]> {
     const params = parseRequest(ListTicketsRequest, request);
     const store = this.openStore(false);
-    return store ? store.listTickets(ticketFilter(store, params)).map(toSummary) : [];
+    return store ? store.listTicketHeaders(ticketFilter(store, params)).map(toSummary) : [];
   }
 
   async browseTickets(request: z.input<typeof BrowseTicketsRequest>): Promise<TicketPageReport> {

@@ -1,8 +1,8 @@
 // The ticket as reports show it: the store's record without its blobs and JSON columns.
 import type { TicketSummary } from '../api/schemas';
-import type { TicketRecord } from '../store/lab-store';
+import type { TicketHeader } from '../store/lab-store';
 
-export function toSummary(t: TicketRecord): TicketSummary {
+export function toSummary(t: TicketHeader): TicketSummary {
   return {
     id: t.id,
     runId: t.runId,
