@@ -13,7 +13,6 @@ import { extname, join, resolve, sep } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { type ErrorCode, InvalidRequestError, LabError, toErrorPayload } from '../api/errors';
 import { LAB_API_METHODS, type LabApi, type LabApiMethod } from '../api/lab-api';
-import { parseRequest } from '../api/parse-request';
 import { JOB_METHOD_NAMES, type JobEvent } from '../api/schemas';
 
 export interface LabServerOptions {
@@ -170,9 +169,8 @@ export async function startLabServer(options: LabServerOptions): Promise<Running
       throw new HttpError(409, 'RUNS_AS_JOB', `${method} runs as a job: POST /api/submitJob with {"method": "${method}", "request": {...}}, then follow it on /api/events.`);
     }
     const body = await readBody(request, maxBodyBytes);
-    // Validated here and again by the service: a malformed request never reaches it.
-    const valid = parseRequest(LAB_API_METHODS[method as LabApiMethod], body);
-    if ((method === 'submitJob' || method === 'resumeJob') && (valid as { wait?: boolean }).wait) {
+    // The service validates every request with its LabApi validator before it does anything.
+    if ((method === 'submitJob' || method === 'resumeJob') && (body as { wait?: unknown } | null)?.wait === true) {
       throw new InvalidRequestError('wait: over HTTP, follow the job on /api/events instead of waiting for it.');
     }
     const call = service[method as LabApiMethod] as (request: unknown) => Promise<unknown>;

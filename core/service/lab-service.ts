@@ -1000,6 +1000,15 @@ export class LabService implements LabApi {
     return this.options.ownerKeyPath ?? defaultOwnerKeyPath();
   }
 
+  /**
+   * The owner's key fingerprint, or null before there is a key: it counts as known even before
+   * anything was claimed with it. Read from the key file, not stored, so that verifying or importing
+   * a bundle writes nothing before the bundle has verified.
+   */
+  private ownFingerprint(): string | null {
+    return existsSync(this.ownerKeyPath()) ? loadOwnerKey(this.ownerKeyPath()).fingerprint : null;
+  }
+
   /** The owner's key, made on first use, its public half recorded in the store (the private half stays in its file). */
   private ownerKey(store: LabStore): ReturnType<typeof loadOrCreateOwnerKey> {
     const key = loadOrCreateOwnerKey(this.ownerKeyPath());
@@ -1102,17 +1111,13 @@ export class LabService implements LabApi {
   }
 
   async verifyBundle(request: z.input<typeof VerifyBundleRequest>): Promise<VerifyBundleReport> {
-    const own = existsSync(this.ownerKeyPath()) ? loadOwnerKey(this.ownerKeyPath()).fingerprint : null;
-    return verifyBundle(this.openStore(false), parseRequest(VerifyBundleRequest, request), own);
+    return verifyBundle(this.openStore(false), parseRequest(VerifyBundleRequest, request), this.ownFingerprint());
   }
 
   async importBundle(request: z.input<typeof ImportBundleRequest>): Promise<ImportBundleReport> {
     const params = parseRequest(ImportBundleRequest, request);
     const store = this.openStore(true)!;
-    // The owner's own key counts as known even before anything was claimed with it (read, not stored:
-    // nothing is written before the bundle has verified).
-    const own = existsSync(this.ownerKeyPath()) ? loadOwnerKey(this.ownerKeyPath()).fingerprint : null;
-    return importBundle(store, params, own);
+    return importBundle(store, params, this.ownFingerprint());
   }
 
   async exportMask(request: z.input<typeof ExportMaskRequest>): Promise<ExportMaskReport> {

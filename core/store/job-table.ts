@@ -5,6 +5,7 @@
 import type { Database } from 'better-sqlite3';
 import { NotFoundError } from '../api/errors';
 import { newId } from './ids';
+import { isOrphaned } from './liveness';
 
 export type JobState = 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
 
@@ -124,7 +125,7 @@ export class JobTable {
   /** Jobs left 'running' by a process that no longer exists (killed, crashed) become 'interrupted'. */
   markInterrupted(isAlive: (pid: number) => boolean): number {
     const stale = (this.db.prepare("SELECT id, pid FROM jobs WHERE state = 'running'").all() as Array<{ id: string; pid: number | null }>).filter(
-      (j) => j.pid === null || (j.pid !== process.pid && !isAlive(j.pid)),
+      (j) => isOrphaned(j.pid, isAlive),
     );
     if (stale.length === 0) return 0;
     this.write(() => {

@@ -10,6 +10,7 @@ import { decodeMask, encodeMask } from '../pruning/mask-encoding';
 import { asWriteError, openDatabase, schemaVersion } from './database';
 import { newId } from './ids';
 import { JobTable } from './job-table';
+import { isOrphaned } from './liveness';
 
 export type RunStatus = 'running' | 'completed' | 'cancelled' | 'failed' | 'interrupted';
 export type TicketRole = 'ticket' | 'control';
@@ -267,6 +268,9 @@ const TICKET_SELECT = `
   SELECT t.*, m.architecture AS architecture, d.name AS dataset_name
   FROM tickets t JOIN runs r ON r.id = t.run_id JOIN models m ON m.id = r.model_id JOIN datasets d ON d.id = r.dataset_id`;
 
+/** Lists come in the order they were made, a level's ticket before its controls. */
+const TICKET_LIST_ORDER = 'ORDER BY t.created_at, t.run_id, t.level, t.role DESC';
+
 /** TICKET_SELECT without the JSON columns: parsing every curve made a list of 10,000 about 95 ms. */
 const TICKET_HEADER_SELECT = `
   SELECT t.id, t.run_id, t.parent_id, t.level, t.method, t.role, t.kept, t.total, t.sparsity, t.test_accuracy, t.early_stop_iteration, t.created_at,
@@ -458,7 +462,7 @@ export class LabStore {
    */
   markInterruptedRuns(isAlive: (pid: number) => boolean): number {
     const stale = (this.db.prepare("SELECT id, pid FROM runs WHERE status = 'running'").all() as Array<{ id: string; pid: number | null }>).filter(
-      (r) => r.pid === null || (r.pid !== process.pid && !isAlive(r.pid)),
+      (r) => isOrphaned(r.pid, isAlive),
     );
     if (stale.length === 0) return 0;
     this.write(() => {
@@ -716,15 +720,13 @@ export class LabStore {
 
   listTickets(filter: TicketFilter = {}): TicketRecord[] {
     const { where, args } = ticketConditions(filter);
-    const sql = `${TICKET_SELECT} ${where} ORDER BY t.created_at, t.run_id, t.level, t.role DESC`;
-    return (this.db.prepare(sql).all(...args) as TicketRow[]).map(toTicket);
+    return (this.db.prepare(`${TICKET_SELECT} ${where} ${TICKET_LIST_ORDER}`).all(...args) as TicketRow[]).map(toTicket);
   }
 
   /** The tickets a filter selects, without their JSON columns, in listTickets' order. */
   listTicketHeaders(filter: TicketFilter = {}): TicketHeader[] {
     const { where, args } = ticketConditions(filter);
-    const sql = `${TICKET_HEADER_SELECT} ${where} ORDER BY t.created_at, t.run_id, t.level, t.role DESC`;
-    return (this.db.prepare(sql).all(...args) as TicketRow[]).map(toTicketHeader);
+    return (this.db.prepare(`${TICKET_HEADER_SELECT} ${where} ${TICKET_LIST_ORDER}`).all(...args) as TicketRow[]).map(toTicketHeader);
   }
 
   /** One page of the tickets a filter selects, and how many it selects in all (the UI's table). */

@@ -10,3 +10,11 @@ export function isProcessAlive(pid: number): boolean {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
+
+/**
+ * A 'running' row whose process is gone: no pid recorded, or another process's pid that no longer
+ * exists (this process's own rows are never orphaned).
+ */
+export function isOrphaned(pid: number | null, isAlive: (pid: number) => boolean): boolean {
+  return pid === null || (pid !== process.pid && !isAlive(pid));
+}

@@ -9,7 +9,7 @@ describe('the LabApi contract', () => {
     const serviceMethods = Object.getOwnPropertyNames(LabService.prototype).filter(
       (name) => name !== 'constructor' && !['close', 'dbPath'].includes(name) && typeof (LabService.prototype as unknown as Record<string, unknown>)[name] === 'function',
     );
-    const publicMethods = serviceMethods.filter((name) => !['openStore', 'prepare', 'registerRun', 'runSearch', 'summary', 'ticketContext', 'importedModel', 'modelEssentialSparsity', 'suspect', 'ownerKeyPath', 'ownerKey', 'importedOnDataset', 'jobRunner', 'onJobEvent'].includes(name));
+    const publicMethods = serviceMethods.filter((name) => !['openStore', 'prepare', 'registerRun', 'runSearch', 'summary', 'ticketContext', 'importedModel', 'modelEssentialSparsity', 'suspect', 'ownerKeyPath', 'ownerKey', 'importedOnDataset', 'jobRunner', 'onJobEvent', 'ownFingerprint'].includes(name));
     expect(Object.keys(LAB_API_METHODS).sort()).toEqual(publicMethods.sort());
   });
 
