@@ -265,7 +265,10 @@ export function verifyResources(signature: OmsSignature, files: ReadonlyMap<stri
  * regular file in the folder except the signature itself and what lies under `ignorePaths` (relative to
  * the folder) or the signature's own ignore_paths. A symbolic link or any other special file is refused.
  */
-export function verifyFolder(folder: string, options: { signaturePath: string; key?: KeyObject; ignorePaths?: string[] }): OmsVerifiedKey & { files: string[] } {
+export function verifyFolder(
+  folder: string,
+  options: { signaturePath: string; key?: KeyObject; ignorePaths?: string[] },
+): OmsVerifiedKey & { files: string[]; digests: ReadonlyMap<string, string> } {
   const root = resolve(folder);
   const signaturePath = resolve(options.signaturePath);
   const source = basename(signaturePath);
@@ -286,7 +289,8 @@ export function verifyFolder(folder: string, options: { signaturePath: string; k
   };
   walk(root, '');
   compareDigests(signature, digests);
-  return { ...verified, files: [...digests.keys()].sort(byCodePoint) };
+  // The digests as verified (hex SHA-256 by name), so callers that report them need not hash again.
+  return { ...verified, files: [...digests.keys()].sort(byCodePoint), digests };
 }
 
 function compareDigests(signature: OmsSignature, digests: ReadonlyMap<string, string>): void {

@@ -94,6 +94,8 @@ export interface OpenedBundle {
   signer: { fingerprint: string; curve: string; publicKeyPem: string };
   /** The signed files (model.sig excluded), sorted. */
   files: string[];
+  /** Their verified SHA-256, hex, by name. */
+  digests: ReadonlyMap<string, string>;
   folder: string;
   close(): void;
 }
@@ -122,7 +124,7 @@ export function openBundle(path: string, options: { key?: KeyObject | undefined;
         if (name !== null && !verified.files.includes(name)) throw new BundleRejectedError('missing-entry', `The manifest names ${name}, which the bundle does not hold.`);
       }
     }
-    return { manifest, signer: { fingerprint: verified.fingerprint, curve: verified.curve, publicKeyPem: verified.publicKeyPem }, files: [...verified.files].sort(), folder, close };
+    return { manifest, signer: { fingerprint: verified.fingerprint, curve: verified.curve, publicKeyPem: verified.publicKeyPem }, files: verified.files, digests: verified.digests, folder, close };
   } catch (error) {
     close();
     throw error;
