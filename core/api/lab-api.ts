@@ -56,6 +56,8 @@ import {
   type JobReport,
   type JobEvent,
   ShowTicketRequest,
+  TicketMasksRequest,
+  type TicketMasksReport,
   type CompareResult,
   type DbInfo,
   type DoctorReport,
@@ -95,6 +97,8 @@ export interface LabApi {
   /** One sorted page of the tickets a filter selects, and the total (the UI's table). */
   browseTickets(request: BrowseTicketsRequest): Promise<TicketPageReport>;
   showTicket(request: ShowTicketRequest): Promise<TicketDetail>;
+  /** A ticket's masks as pictures, one row per output unit (the heat-maps of the detail screen). */
+  ticketMasks(request: TicketMasksRequest): Promise<TicketMasksReport>;
   compareTickets(request: CompareTicketsRequest): Promise<CompareResult>;
   listRuns(request: ListRunsRequest): Promise<RunReport[]>;
   /** A stored run as its search returned it: the lineage's tickets and controls, level by level (the accuracy-vs-sparsity curve). */
@@ -158,6 +162,7 @@ export const LAB_API_METHODS = {
   listTickets: ListTicketsRequest,
   browseTickets: BrowseTicketsRequest,
   showTicket: ShowTicketRequest,
+  ticketMasks: TicketMasksRequest,
   compareTickets: CompareTicketsRequest,
   listRuns: ListRunsRequest,
   showRun: ShowRunRequest,

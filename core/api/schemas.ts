@@ -343,6 +343,10 @@ export interface TicketPageReport {
 export const ShowTicketRequest = z.object({ ticket: Id }).strict();
 export type ShowTicketRequest = z.input<typeof ShowTicketRequest>;
 
+/** A ticket's masks as pictures (the detail screen's heat-maps); all layers unless named. */
+export const TicketMasksRequest = z.object({ ticket: Id, layers: z.array(Name).max(1000).optional() }).strict();
+export type TicketMasksRequest = z.input<typeof TicketMasksRequest>;
+
 export const CompareTicketsRequest = z.object({ a: Id, b: Id }).strict();
 export type CompareTicketsRequest = z.input<typeof CompareTicketsRequest>;
 
@@ -755,6 +759,25 @@ export interface TicketDetail extends TicketSummary {
   curve: CurvePointReport[];
   run: RunReport;
   lineage: { ancestors: TicketSummary[]; children: TicketSummary[] };
+}
+
+export interface MaskPictureReport {
+  name: string;
+  /** The mask's shape in TF.js layout ([in, out], [kh, kw, in, out]). */
+  shape: number[];
+  /** Output units: one picture row each. */
+  rows: number;
+  /** Inputs per output unit (in·kh·kw for a convolution, PyTorch's order). */
+  cols: number;
+  kept: number;
+  total: number;
+  /** rows·cols bits, row-major, kept = 1, packed MSB first (numpy.packbits), base64. */
+  bits: string;
+}
+
+export interface TicketMasksReport {
+  ticket: string;
+  layers: MaskPictureReport[];
 }
 
 export interface SearchSummary {

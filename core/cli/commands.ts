@@ -1,8 +1,12 @@
 // The commands of `ticket-lab`: each turns its options into one LabApi request and prints the answer.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { InvalidRequestError } from '../api/errors';
 import type { CallOptions, LabApi } from '../api/lab-api';
 import { startLabServer } from '../server/lab-server';
+
+/** Where `npm run build` puts the renderer: dist/renderer, beside this file's dist/core/cli. */
+const BUILT_RENDERER = join(__dirname, '..', '..', 'renderer');
 import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, AttackRequest, ExportTriggersRequest, ExportBundleRequest, ResumeRunRequest, SubmitJobRequest, VerifyBundleRequest, ImportBundleRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
 import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, jobsTable, exportBundleText, verifyBundleText, importBundleText, claimText, verifyText, attackText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
@@ -387,11 +391,16 @@ export const COMMANDS: CommandDef[] = [
     options: [
       { flag: 'port', kind: 'int', help: 'the port (default: any free one)' },
       { flag: 'host', kind: 'string', help: 'the address to listen on (default 127.0.0.1; another one lets this network in, with the token as the only lock)' },
+      { flag: 'renderer', kind: 'string', help: 'the built renderer to serve (default: the one `npm run build` put in dist/renderer)' },
     ],
     async run(ctx, request) {
-      const { port, host } = request as { port?: number; host?: string };
+      const { port, host, renderer } = request as { port?: number; host?: string; renderer?: string };
       if (port !== undefined && (port < 0 || port > 65535)) throw new InvalidRequestError(`--port must be 0..65535, got ${port}.`);
-      const server = await startLabServer({ service: ctx.api, ...(port !== undefined ? { port } : {}), ...(host ? { host } : {}) });
+      const staticDir = renderer ?? BUILT_RENDERER;
+      const built = existsSync(join(staticDir, 'index.html'));
+      if (!built && renderer) throw new InvalidRequestError(`--renderer: ${renderer} holds no index.html; build it with \`npm run build\`.`);
+      if (!built) ctx.err('No built renderer (dist/renderer): serving the API only. `npm run build` builds it.');
+      const server = await startLabServer({ service: ctx.api, ...(built ? { staticDir } : {}), ...(port !== undefined ? { port } : {}), ...(host ? { host } : {}) });
       ctx.out(ctx.json ? JSON.stringify({ url: server.url, host: server.host, port: server.port }) : `Ticket Lab serves at ${server.url}\n(open it once: the token then stays in a cookie; Ctrl-C stops)`);
       await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
       await server.close();

@@ -8,8 +8,11 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFile, realpath, stat } from 'node:fs/promises';
-import { extname, join, resolve, sep } from 'node:path';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, realpath, rm, stat, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, extname, join, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { WebSocketServer } from 'ws';
 import { type ErrorCode, InvalidRequestError, LabError, toErrorPayload } from '../api/errors';
 import { LAB_API_METHODS, type LabApi, type LabApiMethod } from '../api/lab-api';
@@ -28,6 +31,26 @@ export interface LabServerOptions {
   maxBodyBytes?: number;
   /** The built renderer, served at / (index.html) and below; without it / describes the API. */
   staticDir?: string;
+  /** Largest uploaded file (a dropped model or bundle), in bytes (default 4 GiB). */
+  maxUploadBytes?: number;
+}
+
+/** What a browser needs to know to hand files to the service, which reads and writes paths. */
+export interface ServerSession {
+  /** Where exports the browser downloads afterwards are written (GET /api/download?path=...). */
+  exportDir: string;
+  separator: string;
+  maxBodyBytes: number;
+  maxUploadBytes: number;
+}
+
+/** An uploaded file: its path on the server, for requests that take a path. */
+export interface UploadReport {
+  path: string;
+  /** The folder of its upload group: a dropped folder's files share one (an open_lth experiment). */
+  root: string;
+  group: string;
+  bytes: number;
 }
 
 export interface RunningLabServer {
@@ -40,6 +63,7 @@ export interface RunningLabServer {
 }
 
 const COOKIE = 'ticket_lab_token';
+const GROUP = /^[0-9a-f]{16}$/;
 const STATUS: Partial<Record<ErrorCode, number>> = {
   INVALID_REQUEST: 400, NOT_FOUND: 404, AMBIGUOUS_ID: 400, BUNDLE_REJECTED: 422, DATA_FORMAT: 422, MASK_FORMAT: 422, DATASET_UNAVAILABLE: 422, CANCELLED: 409,
 };
@@ -140,11 +164,82 @@ async function serveStatic(root: string, pathname: string, response: ServerRespo
   response.end(body);
 }
 
+/** A dropped file's path inside its folder: plain names only, never `..`, absolute, or special. */
+function uploadPath(header: string | string[] | undefined): string[] {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(typeof header === 'string' ? header : '');
+  } catch {
+    throw new HttpError(400, 'BAD_PATH', 'x-file-path is not valid percent-encoding.');
+  }
+  const parts = decoded.split('/');
+  const bad = parts.find((part) => part === '' || part === '.' || part === '..' || part.length > 255 || /[\\\0:]/.test(part));
+  if (decoded === '' || parts.length > 16 || bad !== undefined) {
+    throw new HttpError(400, 'BAD_PATH', `x-file-path must be a relative path of plain names (got ${JSON.stringify(decoded.slice(0, 300))}).`);
+  }
+  return parts;
+}
+
+/** Streams an upload into a new file; past the limit the file is removed and the answer is 413. */
+async function receiveUpload(request: IncomingMessage, uploads: string, limit: number): Promise<UploadReport> {
+  if ((request.headers['content-type'] ?? '') !== 'application/octet-stream') throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the file as application/octet-stream.');
+  const declared = Number(request.headers['content-length'] ?? NaN);
+  if (declared > limit) throw new HttpError(413, 'TOO_LARGE', `The file is ${declared} bytes; the limit is ${limit}.`);
+  const parts = uploadPath(request.headers['x-file-path']);
+  const given = request.headers['x-upload-group'];
+  if (given !== undefined && (typeof given !== 'string' || !GROUP.test(given))) throw new HttpError(400, 'BAD_GROUP', 'x-upload-group must be the group an earlier upload returned.');
+  const group = given ?? randomBytes(8).toString('hex');
+  const root = join(uploads, group);
+  const file = join(root, ...parts);
+  await mkdir(dirname(file), { recursive: true });
+  let bytes = 0;
+  try {
+    await pipeline(
+      request,
+      async function* (chunks: AsyncIterable<Buffer>) {
+        for await (const chunk of chunks) {
+          bytes += chunk.length;
+          if (bytes > limit) throw new HttpError(413, 'TOO_LARGE', `The file is over the limit of ${limit} bytes.`);
+          yield chunk;
+        }
+      },
+      // 'wx': an upload never replaces a file, a second file of one name in a group is refused.
+      createWriteStream(file, { flags: 'wx' }),
+    );
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new HttpError(409, 'EXISTS', `${parts.join('/')} was already uploaded to this group.`);
+    await unlink(file).catch(() => undefined);
+    throw error;
+  }
+  return { path: file, root, group, bytes };
+}
+
+/** A file the service exported for this browser: only regular files inside the export folder. */
+async function sendExport(exportDir: string, wanted: string | null, response: ServerResponse): Promise<void> {
+  const real = wanted ? await realpath(wanted).catch(() => undefined) : undefined;
+  const base = await realpath(exportDir);
+  const info = real ? await stat(real) : undefined;
+  if (!real || !real.startsWith(`${base}${sep}`) || !info?.isFile()) throw new HttpError(404, 'NOT_FOUND', 'Only files this session exported can be downloaded.');
+  response.writeHead(200, {
+    'content-type': 'application/octet-stream', 'content-length': info.size, 'cache-control': 'no-store',
+    'content-disposition': `attachment; filename="${basename(real).replace(/[^\w.-]/g, '_')}"`,
+  });
+  await pipeline(createReadStream(real), response);
+}
+
 export async function startLabServer(options: LabServerOptions): Promise<RunningLabServer> {
   const { service } = options;
   const host = options.host ?? '127.0.0.1';
   const token = options.token ?? randomBytes(32).toString('hex');
   const maxBodyBytes = options.maxBodyBytes ?? 1024 * 1024;
+  const maxUploadBytes = options.maxUploadBytes ?? 4 * 1024 ** 3;
+  // Uploads and exports of this session live in a private temporary folder, removed on close.
+  const filesDir = await mkdtemp(join(tmpdir(), 'ticket-lab-serve-'));
+  const uploads = join(filesDir, 'uploads');
+  const exportDir = join(filesDir, 'exports');
+  await mkdir(uploads);
+  await mkdir(exportDir);
+  const session: ServerSession = { exportDir, separator: sep, maxBodyBytes, maxUploadBytes };
 
   const handle = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const url = new URL(request.url ?? '/', 'http://localhost');
@@ -159,6 +254,12 @@ export async function startLabServer(options: LabServerOptions): Promise<Running
     if (request.method === 'GET' && !url.pathname.startsWith('/api/')) {
       if (options.staticDir) return serveStatic(options.staticDir, url.pathname, response);
       if (url.pathname === '/') return send(response, 200, { service: 'ticket-lab', api: 'POST /api/<method> with the request as JSON', events: 'WebSocket /api/events', methods: Object.keys(LAB_API_METHODS) });
+    }
+    if (url.pathname === '/api/session' && request.method === 'GET') return send(response, 200, session);
+    if (url.pathname === '/api/download' && request.method === 'GET') return sendExport(exportDir, url.searchParams.get('path'), response);
+    if (url.pathname === '/api/upload') {
+      if (request.method !== 'POST') throw new HttpError(405, 'METHOD_NOT_ALLOWED', 'Upload with POST.');
+      return send(response, 200, await receiveUpload(request, uploads, maxUploadBytes));
     }
     const match = /^\/api\/([A-Za-z]+)$/.exec(url.pathname);
     if (!match) throw new HttpError(404, 'NOT_FOUND', `Nothing at ${url.pathname}; the API is POST /api/<method>.`);
@@ -185,7 +286,8 @@ export async function startLabServer(options: LabServerOptions): Promise<Running
       send(response, error instanceof LabError ? (STATUS[error.code] ?? 500) : 500, payload);
     });
   });
-  server.requestTimeout = 60_000;
+  // Uploads of large models take longer than a request: the body has no overall deadline, only headers do.
+  server.requestTimeout = 0;
   server.headersTimeout = 10_000;
 
   // Job events for every authorised socket on /api/events.
@@ -219,6 +321,7 @@ export async function startLabServer(options: LabServerOptions): Promise<Running
       for (const client of sockets.clients) client.terminate();
       sockets.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await rm(filesDir, { recursive: true, force: true });
     },
   };
 }

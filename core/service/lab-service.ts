@@ -49,6 +49,8 @@ import {
   SearchImpRequest,
   SearchOneShotRequest,
   ShowRunRequest,
+  TicketMasksRequest,
+  type TicketMasksReport,
   ShowTicketRequest,
   type CompareResult,
   type CurvePointReport,
@@ -99,7 +101,8 @@ import { type LoadedDataset, loadDataset, normalizationTable } from '../data/dat
 import { type Architecture, MODEL_IDS, type ParamSpec, architecture, hasConv, paramSpecs } from '../models/architectures';
 import { type WeightSet, initWeights } from '../models/weights';
 import { type ImpOutcome, type ImpPlan, denseMasks, runImp } from '../pruning/imp';
-import { type MaskSet, summarizeMasks } from '../pruning/mask';
+import { type MaskSet, countKept, summarizeMasks } from '../pruning/mask';
+import { packedPicture } from './mask-picture';
 import { type GradualOptions, gradualSchedule, parseGradualOptions, runGradual } from '../pruning/gradual';
 import { type OneShotOutcome, type OneShotPlan, runOneShot } from '../pruning/oneshot';
 import { pruningStrategy } from '../pruning/registry';
@@ -592,6 +595,24 @@ export class LabService implements LabApi {
       curve: ticket.curve as CurvePointReport[],
       run: toRunReport(store.getRun(ticket.runId)),
       lineage: { ancestors: store.ancestors(ticket.id).map(toSummary), children: store.children(ticket.id).map(toSummary) },
+    };
+  }
+
+  async ticketMasks(request: z.input<typeof TicketMasksRequest>): Promise<TicketMasksReport> {
+    const params = parseRequest(TicketMasksRequest, request);
+    const store = this.openStore(false);
+    if (!store) throw new NotFoundError('ticket', params.ticket);
+    const id = store.resolveTicketId(params.ticket);
+    const masks = store.getMasks(id);
+    const unknown = params.layers?.filter((name) => !masks.some((m) => m.name === name)) ?? [];
+    if (unknown.length > 0) throw new InvalidRequestError(`layers: ticket ${id} has no mask named ${unknown.join(', ')}; it has ${masks.map((m) => m.name).join(', ')}.`);
+    const chosen = params.layers ? masks.filter((m) => params.layers!.includes(m.name)) : masks;
+    return {
+      ticket: id,
+      layers: chosen.map((mask) => {
+        const kept = countKept(mask.bits);
+        return { name: mask.name, shape: [...mask.shape], kept, total: mask.bits.length, ...packedPicture(mask) };
+      }),
     };
   }
 

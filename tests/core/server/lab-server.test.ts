@@ -1,12 +1,12 @@
 // The local server on a real database: the token (bearer or cookie) guards every request, loopback is
 // the default, bad requests get 4xx and the server keeps serving, long calls go through jobs, and
 // the jobs' events reach a WebSocket client.
-import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { JobEvent, JobReport, TicketSummary } from '../../../core/api/schemas';
-import { RENDERER_CSP, type RunningLabServer, startLabServer } from '../../../core/server/lab-server';
+import { RENDERER_CSP, type RunningLabServer, type ServerSession, type UploadReport, startLabServer } from '../../../core/server/lab-server';
 import { LabService } from '../../../core/service/lab-service';
 import { useTempFolder } from '../../support/temp-folder';
 
@@ -124,5 +124,47 @@ describe('the local server', () => {
     } finally {
       await web.close();
     }
+  });
+
+  it('takes uploads into its own folder (a dropped folder as one group), refuses unsafe names and oversized files, and serves back only its exports', async () => {
+    const web = await startLabServer({ service, maxUploadBytes: 1000 });
+    const at = `http://127.0.0.1:${web.port}`;
+    const auth = { authorization: `Bearer ${web.token}` };
+    const upload = (path: string, body: Uint8Array, extra: Record<string, string> = {}) =>
+      fetch(`${at}/api/upload`, { method: 'POST', headers: { ...auth, 'content-type': 'application/octet-stream', 'x-file-path': encodeURIComponent(path), ...extra }, body });
+    let exportDir = '';
+    try {
+      const session = (await (await fetch(`${at}/api/session`, { headers: auth })).json()) as ServerSession;
+      expect(session.maxUploadBytes).toBe(1000);
+      exportDir = session.exportDir;
+      const first = (await (await upload('run/replicate_1/hparams.log', new Uint8Array([1, 2, 3]))).json()) as UploadReport;
+      expect(readFileSync(first.path)).toEqual(Buffer.from([1, 2, 3]));
+      expect(first.path.startsWith(first.root)).toBe(true);
+      const second = (await (await upload('run/replicate_1/level_0/mask.pth', new Uint8Array([4]), { 'x-upload-group': first.group })).json()) as UploadReport;
+      expect(second.root).toBe(first.root);
+      expect(readFileSync(join(first.root, 'run', 'replicate_1', 'level_0', 'mask.pth'))).toEqual(Buffer.from([4]));
+      // The same name twice in a group is refused, and the first file stays.
+      expect((await upload('run/replicate_1/hparams.log', new Uint8Array([9]), { 'x-upload-group': first.group })).status).toBe(409);
+      expect(readFileSync(first.path)).toEqual(Buffer.from([1, 2, 3]));
+      for (const bad of ['../escape.bin', '/etc/passwd', 'a/../../b', 'a\\b', 'C:evil', '']) expect((await upload(bad, new Uint8Array([1]))).status, bad).toBe(400);
+      expect((await upload('x.bin', new Uint8Array([1]), { 'x-upload-group': '../../tmp' })).status).toBe(400);
+      expect((await upload('big.bin', new Uint8Array(1001))).status).toBe(413);
+      expect((await fetch(`${at}/api/upload`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', 'x-file-path': 'a' }, body: new Uint8Array(1) })).status).toBe(401);
+
+      // Downloads: a file written into the export folder, nothing else (an upload included).
+      writeFileSync(join(session.exportDir, 'ticket.tlb'), 'BUNDLE');
+      const download = (path: string) => fetch(`${at}/api/download?path=${encodeURIComponent(path)}`, { headers: auth });
+      const got = await download(join(session.exportDir, 'ticket.tlb'));
+      expect(got.status).toBe(200);
+      expect(got.headers.get('content-disposition')).toContain('ticket.tlb');
+      expect(await got.text()).toBe('BUNDLE');
+      for (const path of [first.path, join(session.exportDir, '..', 'uploads'), join(temp(), 'key.pem'), join(session.exportDir, 'missing')]) expect((await download(path)).status, path).toBe(404);
+      expect((await post('listTickets', {})).status).toBe(200);
+    } finally {
+      await web.close();
+    }
+    // Closing removes the session's uploads and exports.
+    expect(exportDir).not.toBe('');
+    expect(existsSync(join(exportDir, '..'))).toBe(false);
   });
 });
