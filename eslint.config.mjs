@@ -49,4 +49,20 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The renderer is a web page (sandboxed in the app): no Node, and of core only the LabApi's plain
+    // data and validators (core/api); everything else it asks the service for.
+    files: ['renderer/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['node:*', 'fs', 'path', 'child_process', 'electron', 'better-sqlite3', '@tensorflow/*'], message: 'The renderer has no Node access: ask the service through useLab().' },
+            { group: ['**/core/**', '!**/core/api/**'], message: 'The renderer may import only core/api (the LabApi contract) from core.' },
+          ],
+        },
+      ],
+    },
+  },
 );
