@@ -59,7 +59,7 @@ export default tseslint.config(
         {
           patterns: [
             { group: ['node:*', 'fs', 'path', 'child_process', 'electron', 'better-sqlite3', '@tensorflow/*'], message: 'The renderer has no Node access: ask the service through useLab().' },
-            { group: ['**/core/**', '!**/core/api/**'], message: 'The renderer may import only core/api (the LabApi contract) from core.' },
+            { regex: '(^|/)core/(?!api/)', message: 'The renderer may import only core/api (the LabApi contract) from core.' },
           ],
         },
       ],
