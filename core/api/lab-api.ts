@@ -16,6 +16,8 @@ import {
   ImportRunsRequest,
   type ImportRunsReport,
   KeysRequest,
+  ListClaimsRequest,
+  type ClaimSummary,
   type KeysReport,
   ClaimRequest,
   type ClaimReport,
@@ -118,6 +120,8 @@ export interface LabApi {
   importRuns(request: ImportRunsRequest): Promise<ImportRunsReport>;
   /** The owner's ECDSA P-256 key (made with `create`, or by a first claim) and the public keys the store knows. */
   keys(request: KeysRequest): Promise<KeysReport>;
+  /** The claims the store knows, each with its claimed ticket and its latest stored verdicts. */
+  listClaims(request: ListClaimsRequest): Promise<ClaimSummary[]>;
   /** Claims a ticket: the owner's graph signature in its mask and/or a trigger set trained in; the claimed ticket is a child, retrained. */
   claim(request: ClaimRequest, options?: CallOptions): Promise<ClaimReport>;
   /** A suspect (ticket or model file) against one claim or all: a verdict per scheme with score, threshold, p-value and evidence, stored. */
@@ -174,6 +178,7 @@ export const LAB_API_METHODS = {
   importModel: ImportModelRequest,
   importRuns: ImportRunsRequest,
   keys: KeysRequest,
+  listClaims: ListClaimsRequest,
   claim: ClaimRequest,
   verify: VerifyRequest,
   attack: AttackRequest,

@@ -493,6 +493,24 @@ export interface AttackReport {
   rows: AttackRow[];
 }
 
+/** The claims the store knows (the verify screen's list): all, or those on one ticket. */
+export const ListClaimsRequest = z.object({ ticket: Id.optional() }).strict();
+export type ListClaimsRequest = z.input<typeof ListClaimsRequest>;
+
+export interface ClaimSummary {
+  id: string;
+  kind: 'graph-signature' | 'trigger-set';
+  /** The claimed ticket. */
+  ticket: TicketSummary;
+  keyFingerprint: string | null;
+  /** Whether this lab holds the claim's private key (the owner's own claim: only then can triggers be redrawn). */
+  own: boolean;
+  commitment: string;
+  createdAt: string;
+  /** The verdicts stored for it (verify, attack), newest first, at most 20. */
+  verifications: Array<{ id: string; subject: string; verdict: VerdictReport['verdict']; score: number | null; threshold: number | null; pValue: number | null; createdAt: string }>;
+}
+
 /** Checks a suspect (a stored ticket, or a model file) against one claim or every claim in the store. */
 export const VerifyRequest = z
   .object({
@@ -977,6 +995,8 @@ export interface JobReport {
   error: string | null;
   /** The run the job writes, once it has one. */
   runId: string | null;
+  /** A completed job's answer: what its method returns (SearchSummary, AttackReport, ...); null before. */
+  result: unknown;
   cancelRequested: boolean;
   createdAt: string;
   updatedAt: string;

@@ -159,7 +159,7 @@ export class JobRunner {
     const poll = setInterval(() => {
       if (this.safely(job.id, () => this.store.jobs.cancelRequested(job.id))) worker.postMessage({ type: 'cancel' });
     }, this.options.pollMilliseconds ?? 500);
-    const finish = (state: 'completed' | 'failed' | 'cancelled', error: string | null) => {
+    const finish = (state: 'completed' | 'failed' | 'cancelled', error: string | null, result: unknown = null) => {
       if (settled) return;
       settled = true;
       clearInterval(poll);
@@ -169,10 +169,10 @@ export class JobRunner {
       // job stays 'running' in the table, and the next start marks it interrupted.
       const saved = this.safely(job.id, () => {
         if (latest) this.store.jobs.progress(job.id, latest as unknown as Record<string, unknown>, latest.runId || null);
-        this.store.jobs.finish(job.id, state, error);
+        this.store.jobs.finish(job.id, state, error, result);
         return this.store.jobs.get(job.id);
       });
-      this.emit({ type: 'state', job: saved ?? { ...job, state, error } });
+      this.emit({ type: 'state', job: saved ?? { ...job, state, error, result } });
       this.pump();
     };
     worker.on('message', (reply: JobReply) => {
@@ -187,7 +187,7 @@ export class JobRunner {
       } else if (reply.type === 'warning') {
         this.emit({ type: 'warning', job: job.id, message: reply.message });
       } else if (reply.type === 'done') {
-        finish('completed', null);
+        finish('completed', null, reply.result);
       } else {
         finish(reply.error.code === 'CANCELLED' ? 'cancelled' : 'failed', reply.error.message);
       }

@@ -49,6 +49,8 @@ import {
   SearchImpRequest,
   SearchOneShotRequest,
   ShowRunRequest,
+  ListClaimsRequest,
+  type ClaimSummary,
   TicketMasksRequest,
   type TicketMasksReport,
   ShowTicketRequest,
@@ -1035,6 +1037,23 @@ export class LabService implements LabApi {
     const key = loadOrCreateOwnerKey(this.ownerKeyPath());
     store.putKey({ fingerprint: key.fingerprint, algorithm: key.algorithm, publicKeyPem: key.publicKeyPem, label: 'owner', own: true, trusted: true });
     return key;
+  }
+
+  async listClaims(request: z.input<typeof ListClaimsRequest>): Promise<ClaimSummary[]> {
+    const params = parseRequest(ListClaimsRequest, request);
+    const store = this.openStore(false);
+    if (!store) return [];
+    const own = this.ownFingerprint();
+    const claims = store.listClaims(params.ticket ? store.resolveTicketId(params.ticket) : undefined);
+    return claims.map((claim) => ({
+      id: claim.id, kind: claim.kind, ticket: toSummary(store.getTicket(claim.ticketId)), keyFingerprint: claim.keyFingerprint,
+      own: own !== null && claim.keyFingerprint === own, commitment: claim.commitment, createdAt: claim.createdAt,
+      verifications: store
+        .listVerifications(claim.id)
+        .slice(-20)
+        .reverse()
+        .map((v) => ({ id: v.id, subject: v.subject, verdict: v.verdict as ClaimSummary['verifications'][number]['verdict'], score: v.score, threshold: v.threshold, pValue: v.pValue, createdAt: v.createdAt })),
+    }));
   }
 
   async keys(request: z.input<typeof KeysRequest>): Promise<KeysReport> {

@@ -21,6 +21,8 @@ export interface JobRecord {
   error: string | null;
   /** The run the job writes, once it has one: a resumed job continues it. */
   runId: string | null;
+  /** A completed job's answer, as its method returned it. */
+  result: unknown;
   pid: number | null;
   cancelRequested: boolean;
   createdAt: string;
@@ -35,6 +37,7 @@ interface JobRow {
   progress_json: string | null;
   error: string | null;
   run_id: string | null;
+  result_json: string | null;
   pid: number | null;
   cancel_requested: number;
   created_at: string;
@@ -45,7 +48,7 @@ function toJob(row: JobRow): JobRecord {
   return {
     id: row.id, kind: row.kind, state: row.state, params: JSON.parse(row.params_json) as Record<string, unknown>,
     progress: row.progress_json === null ? null : (JSON.parse(row.progress_json) as Record<string, unknown>), error: row.error, runId: row.run_id,
-    pid: row.pid, cancelRequested: row.cancel_requested === 1, createdAt: row.created_at, updatedAt: row.updated_at,
+    result: row.result_json === null ? null : (JSON.parse(row.result_json) as unknown), pid: row.pid, cancelRequested: row.cancel_requested === 1, createdAt: row.created_at, updatedAt: row.updated_at,
   };
 }
 
@@ -95,9 +98,11 @@ export class JobTable {
     });
   }
 
-  finish(id: string, state: Exclude<JobState, 'queued' | 'running'>, error: string | null = null): void {
+  finish(id: string, state: Exclude<JobState, 'queued' | 'running'>, error: string | null = null, result: unknown = null): void {
     this.write(() => {
-      this.db.prepare('UPDATE jobs SET state = ?, error = ?, pid = NULL, updated_at = ? WHERE id = ?').run(state, error, now(), id);
+      this.db
+        .prepare('UPDATE jobs SET state = ?, error = ?, result_json = ?, pid = NULL, updated_at = ? WHERE id = ?')
+        .run(state, error, result === null || result === undefined ? null : JSON.stringify(result), now(), id);
     });
   }
 

@@ -164,6 +164,13 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 4,
+    description: "jobs.result_json: a completed job's answer (a search's summary, an attack's table), for whoever looks later",
+    up(db) {
+      db.exec('ALTER TABLE jobs ADD COLUMN result_json TEXT');
+    },
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]!.version;

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidRequestError } from '../../../core/api/errors';
-import type { SearchProgress } from '../../../core/api/schemas';
+import type { SearchProgress, SearchSummary } from '../../../core/api/schemas';
 import { type JobEvent, JobRunner } from '../../../core/jobs/job-runner';
 import { LabStore } from '../../../core/store/lab-store';
 import { useTempFolder } from '../../support/temp-folder';
@@ -51,6 +51,9 @@ describe('the job runner', () => {
     expect(done.runId).toMatch(/^run_/);
     expect((done.progress as unknown as SearchProgress).runId).toBe(done.runId);
     expect(ticketLevels(db, done.runId!)).toEqual([0, 1, 2]);
+    // The job keeps its answer: the search's summary, as searchImp returned it.
+    expect(done.result).toMatchObject({ runId: done.runId, status: 'completed' });
+    expect((done.result as SearchSummary).tickets.map((t) => t.level)).toEqual([0, 1, 2]);
     const states = events.filter((e) => e.type === 'state').map((e) => (e as { job: { state: string } }).job.state);
     expect(states).toEqual(['queued', 'running', 'completed']);
     const progress = events.filter((e) => e.type === 'progress') as Array<{ progress: SearchProgress }>;

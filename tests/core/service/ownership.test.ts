@@ -66,6 +66,13 @@ describe('claim and verify', () => {
       } finally {
         store.close();
       }
+
+      // The verify screen's list: both claims on the claimed ticket, the owner's own, newest verdict first.
+      const listed = await service.listClaims({});
+      expect(listed.map((c) => c.kind)).toEqual(['graph-signature', 'trigger-set']);
+      expect(listed.every((c) => c.own && c.ticket.id === claim.ticket.id && c.keyFingerprint === claim.keyFingerprint)).toBe(true);
+      expect(listed[0]!.verifications.map((v) => v.verdict)).toEqual(['not comparable', 'not verified', 'not verified', 'verified', 'verified']);
+      expect(await service.listClaims({ ticket: owned.id })).toEqual([]);
     } finally {
       service.close();
     }
