@@ -4,7 +4,7 @@
 //   node dist/bench/run-bench.js --quick    fewer steps and repetitions (under a minute or so)
 //   node dist/bench/run-bench.js --json     the same numbers as one JSON document on stdout
 //   --torch-threads N                       PyTorch's thread count (default 1, like TF.js wasm in Node)
-//   --sections a,b                          only these: stack, conv, resnet, throughput, imp, methods, masks, store, import, ownership, bundle, server (default all)
+//   --sections a,b                          only these: stack, conv, resnet, throughput, imp, methods, masks, store, import, ownership, bundle, server, heatmap (default all)
 //   --backends webgpu,wasm --stacks 1,64,256 --torch-device cuda|cpu|none
 //                                           the stacked-training and conv sections: backends, stack sizes K
 //                                           (stack only), PyTorch's device
@@ -21,6 +21,7 @@ import { IMPORT_PLANS, importTable, measureImport } from './import-timing';
 import { measureOwnership, ownershipTable } from './ownership-timing';
 import { type BundlePlan, bundleTable, measureBundle } from './bundle-timing';
 import { type ServerLoadPlan, measureServerLoad, serverTable } from './server-load';
+import { heatmapTable, measureHeatmaps } from './heatmap-render';
 import { maskStorageTable, measureMaskStorage } from './mask-storage';
 import { seconds } from './stopwatch';
 import { measureStore, storeTable } from './store-timing';
@@ -91,7 +92,7 @@ const PLANS: Record<'full' | 'quick', BenchPlan> = {
   },
 };
 
-const SECTIONS = ['stack', 'conv', 'resnet', 'throughput', 'imp', 'methods', 'masks', 'store', 'import', 'ownership', 'bundle', 'server'] as const;
+const SECTIONS = ['stack', 'conv', 'resnet', 'throughput', 'imp', 'methods', 'masks', 'store', 'import', 'ownership', 'bundle', 'server', 'heatmap'] as const;
 type Section = (typeof SECTIONS)[number];
 
 interface Options {
@@ -104,7 +105,7 @@ interface Options {
   torchDevice: string | null;
 }
 
-const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,conv,resnet,throughput,imp,methods,masks,store,import,ownership,bundle,server] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
+const USAGE = 'usage: run-bench [--quick] [--json] [--torch-threads N] [--sections stack,conv,resnet,throughput,imp,methods,masks,store,import,ownership,bundle,server,heatmap] [--backends wasm,cpu] [--stacks 1,2,4] [--torch-device cpu|cuda|none]';
 
 function list(value: string | undefined, flag: string): string[] {
   if (!value) throw new UsageError(`${flag} needs a value (${USAGE})`);
@@ -249,10 +250,13 @@ async function main(): Promise<void> {
   const server = wants('server') ? await measureServerLoad(plan.server, SEED, log) : undefined;
   if (server) show(serverTable(server));
 
+  const heatmaps = wants('heatmap') ? await measureHeatmaps(mode === 'quick' ? 3 : 10, SEED, log) : undefined;
+  if (heatmaps) show(heatmapTable(heatmaps));
+
   const totalSeconds = seconds(began);
   if (options.json) {
     // JSON has no NaN or Infinity: JSON.stringify writes them as null (a ratio with no bound, say).
-    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, conv, resnet, training: throughput, torch, imp, methods, masks, store, imports, ownership, bundles: bundles?.rows, server }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ machine, plan, options, totalSeconds, stacks, conv, resnet, training: throughput, torch, imp, methods, masks, store, imports, ownership, bundles: bundles?.rows, server, heatmaps }, null, 2)}\n`);
   } else {
     process.stdout.write(`\nTotal ${fixed(totalSeconds, 1)} s.\n`);
   }

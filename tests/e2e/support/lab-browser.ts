@@ -1,10 +1,8 @@
 // The e2e suite's real parts: `ticket-lab serve` (the built CLI, in its own process) on a seeded
 // database, and Debian's Chromium driven by Playwright (its own browser download is not reachable).
-import { existsSync } from 'node:fs';
-import { type Browser, chromium } from 'playwright-core';
 import { startCli } from '../../support/cli-process';
 
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+export { launchChromium } from '../../../scripts/chromium';
 
 export interface ServedLab {
   /** The URL with the token, as `serve` printed it. */
@@ -35,11 +33,4 @@ export async function serveLab(dbPath: string, ownerKeyPath: string, extraArgs: 
       await done;
     },
   };
-}
-
-export async function launchChromium(): Promise<Browser> {
-  if (!existsSync(CHROMIUM)) throw new Error(`No Chromium at ${CHROMIUM}: \`bash scripts/system-deps.sh\` installs Debian's (set CHROMIUM_PATH for another).`);
-  // Chromium's own sandbox needs user namespaces, which root in a container does not get.
-  const args = process.getuid?.() === 0 ? ['--no-sandbox'] : [];
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args });
 }
