@@ -7,8 +7,8 @@ import { startLabServer } from '../server/lab-server';
 
 /** Where `npm run build` puts the renderer: dist/renderer, beside this file's dist/core/cli. */
 const BUILT_RENDERER = join(__dirname, '..', '..', 'renderer');
-import type { CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, AttackRequest, ExportTriggersRequest, ExportBundleRequest, ResumeRunRequest, SubmitJobRequest, VerifyBundleRequest, ImportBundleRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
-import { compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, jobsTable, exportBundleText, verifyBundleText, importBundleText, claimText, verifyText, attackText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
+import type { ListClaimsRequest, CriteriaOverlapRequest, EssentialSparsityRequest, EvaluateRequest, ExportMaskRequest, ImportModelRequest, ImportRunsRequest, InstabilityRequest, KeysRequest, ClaimRequest, VerifyRequest, AttackRequest, ExportTriggersRequest, ExportBundleRequest, ResumeRunRequest, SubmitJobRequest, VerifyBundleRequest, ImportBundleRequest, PredictRequest, PruneAtInitMethod, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest, SearchProgress, SearchSummary } from '../api/schemas';
+import { claimsTable, compareTable, criteriaOverlapText, dbInfoText, doctorText, essentialSparsityText, evaluateText, importRunsText, instabilityText, keysText, jobsTable, exportBundleText, verifyBundleText, importBundleText, claimText, verifyText, attackText, modelFileText, predictText, runsTable, searchTable, ticketDetail, ticketTable } from './format';
 
 /** A JSON object from a file the user named (a job's request); a clear error when it is none. */
 function readJsonFile(path: string): Record<string, unknown> {
@@ -613,6 +613,16 @@ export const COMMANDS: CommandDef[] = [
     async run(ctx, request) {
       const report = await ctx.api.keys(request as KeysRequest);
       ctx.out(ctx.json ? JSON.stringify(report, null, 2) : keysText(report));
+    },
+  },
+  {
+    name: 'claims',
+    summary: 'the claims the store knows: kind, claimed ticket, whose key, and the latest stored verdict',
+    positionals: [],
+    options: [{ flag: 'ticket', kind: 'string', help: 'only the claims on this ticket' }],
+    async run(ctx, request) {
+      const claims = await ctx.api.listClaims(request as ListClaimsRequest);
+      ctx.out(ctx.json ? JSON.stringify(claims, null, 2) : claims.length === 0 ? 'No claims yet: `ticket-lab claim TICKET` makes one.' : claimsTable(claims));
     },
   },
   {

@@ -1,5 +1,5 @@
 // Human-readable output of the CLI: aligned tables and small numbers formatted the same way everywhere.
-import type { CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, AttackReport, ClaimReport, EvaluateReport, ImportRunsReport, KeysReport, JobReport, BundleFileReport, BundleSignerReport, ExportBundleReport, ImportBundleReport, VerifyBundleReport, VerdictReport, VerifyReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
+import type { ClaimSummary, CompareResult, CriteriaOverlapReport, DbInfo, DoctorReport, EssentialSparsityReport, AttackReport, ClaimReport, EvaluateReport, ImportRunsReport, KeysReport, JobReport, BundleFileReport, BundleSignerReport, ExportBundleReport, ImportBundleReport, VerifyBundleReport, VerdictReport, VerifyReport, InstabilityReport, MatchedArchitecture, ModelFileReport, PredictReport, RunReport, SearchSummary, TicketDetail, TicketSummary } from '../api/schemas';
 
 export function pct(x: number | null | undefined, digits = 2): string {
   return x === null || x === undefined || Number.isNaN(x) ? '—' : `${(100 * x).toFixed(digits)}%`;
@@ -262,6 +262,18 @@ export function jobsTable(jobs: readonly JobReport[]): string {
   return table(
     ['job', 'method', 'state', 'progress', 'run', 'error'],
     jobs.map((j) => [j.id, j.method, j.cancelRequested && j.state === 'running' ? 'cancelling' : j.state, progress(j), j.runId ?? '', j.error ?? '']),
+  );
+}
+
+export function claimsTable(claims: readonly ClaimSummary[]): string {
+  const latest = (c: ClaimSummary) => {
+    const v = c.verifications[0];
+    return v ? `${v.verdict}${v.score !== null ? ` (${v.score}, p ${v.pValue?.toExponential(1) ?? '—'})` : ''} on ${v.subject}` : '';
+  };
+  return table(
+    ['claim', 'kind', 'ticket', 'owner', 'verdicts', 'latest'],
+    claims.map((c) => [c.id, c.kind, c.ticket.id, c.own ? 'you' : (c.keyFingerprint?.slice(0, 16) ?? '—'), String(c.verifications.length), latest(c)]),
+    [4],
   );
 }
 

@@ -38,6 +38,10 @@ describe('ticket-lab, bringing runs in and claiming tickets', () => {
     const attack = await runCliProcess(['attack', claimed.claims[0]!.id, '--kind', 'permute', '--backend', 'wasm'], env);
     expect(attack.code).toBe(0);
     expect(attack.stdout).toMatch(/a random permutation of every hidden layer's units .* yes 256\/256/);
+    // The claim with its verdicts: the verify's and the attack's, the latest first.
+    const claims = await runCliProcess(['claims'], env);
+    expect(claims.code).toBe(0);
+    expect(claims.stdout).toMatch(new RegExp(`${claimed.claims[0]!.id} +graph-signature +${claimed.ticket.id} +you +[2-9] +verified \\(256`));
     const keys = await runCliProcess(['keys', '--json'], env);
     expect(json<{ owner: { fingerprint: string } }>(keys.stdout).owner.fingerprint).toBe(claimed.keyFingerprint);
     const bad = await runCliProcess(['attack', claimed.claims[0]!.id, '--kind', 'melt'], env);
