@@ -17,6 +17,8 @@ import {
   type ImportRunsReport,
   KeysRequest,
   ListClaimsRequest,
+  CatalogRequest,
+  type CatalogReport,
   type ClaimSummary,
   type KeysReport,
   ClaimRequest,
@@ -106,6 +108,8 @@ export interface LabApi {
   /** A stored run as its search returned it: the lineage's tickets and controls, level by level (the accuracy-vs-sparsity curve). */
   showRun(request: ShowRunRequest): Promise<SearchSummary>;
   dbInfo(request: DbInfoRequest): Promise<DbInfo>;
+  /** The zoo's models with their paper defaults, the datasets found here, the methods: what a search form offers. */
+  catalog(request: CatalogRequest): Promise<CatalogReport>;
   /** Which compute backends run here, which one a search would use, and why. */
   doctor(request: DoctorRequest): Promise<DoctorReport>;
   /** A model file's format and tensors (name, shape, dtype, sums), read without storing anything. */
@@ -171,6 +175,7 @@ export const LAB_API_METHODS = {
   listRuns: ListRunsRequest,
   showRun: ShowRunRequest,
   dbInfo: DbInfoRequest,
+  catalog: CatalogRequest,
   doctor: DoctorRequest,
   inspectModelFile: InspectModelFileRequest,
   predict: PredictRequest,

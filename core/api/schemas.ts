@@ -493,6 +493,23 @@ export interface AttackReport {
   rows: AttackRow[];
 }
 
+/** What a search can be asked for here: the zoo's models with their paper defaults, and the datasets found. */
+export const CatalogRequest = z.object({}).strict();
+export type CatalogRequest = z.input<typeof CatalogRequest>;
+
+export interface CatalogReport {
+  models: Array<{
+    id: string;
+    title: string;
+    /** The paper's training and pruning settings a search uses when none are given. */
+    defaults: { optimizer: 'sgd' | 'adam'; learningRate: number; batchSize: number; iterations: number; scope: 'global' | 'layer'; rates: { conv: number; fc: number; output: number } };
+  }>;
+  /** Any fully connected LeNet by its widths (lenet-<w1>-<w2>…), besides the listed models. */
+  modelPattern: string;
+  datasets: Array<{ id: string; title: string; imageShape: number[]; numClasses: number; available: boolean; source: string | null; reason: string | null }>;
+  pruneAtInitMethods: string[];
+}
+
 /** The claims the store knows (the verify screen's list): all, or those on one ticket. */
 export const ListClaimsRequest = z.object({ ticket: Id.optional() }).strict();
 export type ListClaimsRequest = z.input<typeof ListClaimsRequest>;

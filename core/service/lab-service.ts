@@ -50,6 +50,8 @@ import {
   SearchOneShotRequest,
   ShowRunRequest,
   ListClaimsRequest,
+  CatalogRequest,
+  type CatalogReport,
   type ClaimSummary,
   TicketMasksRequest,
   type TicketMasksReport,
@@ -105,6 +107,7 @@ import { type WeightSet, initWeights } from '../models/weights';
 import { type ImpOutcome, type ImpPlan, denseMasks, runImp } from '../pruning/imp';
 import { type MaskSet, countKept, summarizeMasks } from '../pruning/mask';
 import { packedPicture } from './mask-picture';
+import { catalog } from './catalog';
 import { type GradualOptions, gradualSchedule, parseGradualOptions, runGradual } from '../pruning/gradual';
 import { type OneShotOutcome, type OneShotPlan, runOneShot } from '../pruning/oneshot';
 import { pruningStrategy } from '../pruning/registry';
@@ -1037,6 +1040,11 @@ export class LabService implements LabApi {
     const key = loadOrCreateOwnerKey(this.ownerKeyPath());
     store.putKey({ fingerprint: key.fingerprint, algorithm: key.algorithm, publicKeyPem: key.publicKeyPem, label: 'owner', own: true, trusted: true });
     return key;
+  }
+
+  async catalog(request: z.input<typeof CatalogRequest>): Promise<CatalogReport> {
+    parseRequest(CatalogRequest, request);
+    return catalog();
   }
 
   async listClaims(request: z.input<typeof ListClaimsRequest>): Promise<ClaimSummary[]> {
