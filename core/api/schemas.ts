@@ -1006,6 +1006,8 @@ export type ResumeJobRequest = z.input<typeof ResumeJobRequest>;
 export interface JobReport {
   id: string;
   method: string;
+  /** The method's request, as validated when the job was submitted (which ticket, which claim, which budget). */
+  request: Record<string, unknown>;
   state: 'queued' | 'running' | 'completed' | 'failed' | 'cancelled' | 'interrupted';
   /** The last progress the job reported (searches: level, iteration, loss, accuracy, ETA). */
   progress: SearchProgress | null;

@@ -8,7 +8,7 @@ import type { JobRecord } from '../store/job-table';
 
 export function toJobReport(job: JobRecord): JobReport {
   return {
-    id: job.id, method: job.kind, state: job.state, progress: job.progress as SearchProgress | null, error: job.error, runId: job.runId,
+    id: job.id, method: job.kind, request: job.params, state: job.state, progress: job.progress as SearchProgress | null, error: job.error, runId: job.runId,
     result: job.result, cancelRequested: job.cancelRequested, createdAt: job.createdAt, updatedAt: job.updatedAt,
   };
 }
