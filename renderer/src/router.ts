@@ -1,5 +1,9 @@
 // Hash routes: the same URLs work from the server's / and from the app's file://.
 import { createRouter, createWebHashHistory } from 'vue-router';
+// The table and a ticket's detail are where the app opens and where a click goes: in the first bundle,
+// so a detail (and its heat-maps) does not wait for another chunk. The other screens load on first visit.
+import TicketDetailView from './views/TicketDetailView.vue';
+import TicketsView from './views/TicketsView.vue';
 
 export const NAV = [
   { path: '/tickets', name: 'tickets', label: 'Tickets', key: '1' },
@@ -14,8 +18,8 @@ export const router = createRouter({
   history: createWebHashHistory(),
   routes: [
     { path: '/', redirect: '/tickets' },
-    { path: '/tickets', name: 'tickets', component: () => import('./views/TicketsView.vue') },
-    { path: '/tickets/:id', name: 'ticket', component: () => import('./views/TicketDetailView.vue'), props: true },
+    { path: '/tickets', name: 'tickets', component: TicketsView },
+    { path: '/tickets/:id', name: 'ticket', component: TicketDetailView, props: true },
     { path: '/compare', name: 'compare', component: () => import('./views/CompareView.vue') },
     { path: '/search', name: 'search', component: () => import('./views/SearchView.vue') },
     { path: '/jobs', name: 'jobs', component: () => import('./views/JobsView.vue') },
