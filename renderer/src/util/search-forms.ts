@@ -2,7 +2,7 @@
 // the very schema the service parses it with (core/api/schemas.ts), so the form and the service
 // never disagree about what is valid.
 import { z } from 'zod';
-import { BackendChoice, PRUNE_AT_INIT_METHODS, PRUNE_AT_INIT_OPTIONS, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest } from '../../../core/api/schemas';
+import { BackendChoice, type CatalogReport, PRUNE_AT_INIT_METHODS, PRUNE_AT_INIT_OPTIONS, SearchAtInitRequest, SearchGradualRequest, SearchImpRequest, SearchOneShotRequest } from '../../../core/api/schemas';
 
 export type SearchMethod = 'searchImp' | 'searchOneShot' | 'searchAtInit' | 'searchGradual';
 export type FormValues = Record<string, string | boolean>;
@@ -22,20 +22,12 @@ export interface SearchField {
   when?: (values: FormValues) => boolean;
 }
 
-/**
- * The zoo and the datasets, as core/models/architectures.ts MODEL_IDS and core/data/datasets.ts
- * DATASET_IDS list them: the LabApi has no call that lists them and the renderer may import only
- * core/api, so they are suggestions here (the service still names the valid ones when it refuses).
- */
-export const KNOWN_MODELS = ['lenet-300-100', 'conv-2', 'conv-4', 'conv-6', 'resnet-20', 'resnet-20-openlth'];
-export const KNOWN_DATASETS = ['mnist', 'fashion-mnist', 'cifar10'];
-
 const network: SearchField[] = [
   { name: 'model', label: 'Model', kind: 'text', group: 'network', suggest: 'models', hint: 'A zoo network, lenet-<widths>, or an imported model (md_…)' },
   { name: 'dataset', label: 'Dataset', kind: 'text', group: 'network', suggest: 'datasets' },
 ];
 const sparsity: SearchField = { name: 'sparsity', label: 'Sparsity', kind: 'number', group: 'pruning', hint: 'Fraction pruned, 0–1 (0.9 keeps 10 %)' };
-const scope: SearchField = { name: 'scope', label: 'Scope', kind: 'select', group: 'pruning', unset: 'method default' };
+const scope: SearchField = { name: 'scope', label: 'Scope', kind: 'select', group: 'pruning', unset: 'default' };
 const rewind: SearchField = { name: 'rewindIteration', label: 'Rewind iteration', kind: 'integer', group: 'pruning', hint: 'θk the kept weights rewind to' };
 
 const training: SearchField[] = [
@@ -156,6 +148,20 @@ export function defaultOf(method: SearchMethod, name: string): string | undefine
   const field = SEARCH_METHODS[method].schema.shape[name === 'seeds' ? 'seed' : name];
   if (!(field instanceof z.ZodDefault)) return undefined;
   const value: unknown = field.def.defaultValue;
+  return value === undefined ? undefined : String(value);
+}
+
+type ModelDefaults = CatalogReport['models'][number]['defaults'];
+
+/**
+ * What an empty field means for the chosen zoo model (the catalog's paper defaults), shown in the
+ * field: IMP takes scope and per-layer rates from the model; the other methods choose their own scope.
+ */
+export function modelDefaultOf(method: SearchMethod, name: string, defaults: ModelDefaults | undefined): string | undefined {
+  if (!defaults) return undefined;
+  const shared: Record<string, string | number> = { iterations: defaults.iterations, batchSize: defaults.batchSize, learningRate: defaults.learningRate, optimizer: defaults.optimizer };
+  const imp: Record<string, string | number> = { scope: defaults.scope, rate: defaults.rates.fc, convRate: defaults.rates.conv, outputRate: defaults.rates.output };
+  const value = shared[name] ?? (method === 'searchImp' ? imp[name] : undefined);
   return value === undefined ? undefined : String(value);
 }
 
