@@ -18,6 +18,9 @@ export const ERROR_CODES = [
   'JOB_FAILED',
   'TRAINING_DIVERGED',
   'CANCELLED',
+  'RUNS_AS_JOB',
+  'PATH_NOT_GRANTED',
+  'FORBIDDEN_SENDER',
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
@@ -127,6 +130,21 @@ export class CancelledError extends LabError {
   constructor(message = 'Cancelled at a safe point; finished levels are kept.') {
     super(message);
   }
+}
+
+/** A long call asked for directly where only jobs may run it (the app's main thread, the server's). */
+export class RunsAsJobError extends LabError {
+  readonly code = 'RUNS_AS_JOB';
+}
+
+/** The desktop app reads and writes only files the user chose (a dialog, a drop); this one was not. */
+export class PathNotGrantedError extends LabError {
+  readonly code = 'PATH_NOT_GRANTED';
+}
+
+/** An IPC message from a frame that is not the app's own page. */
+export class ForbiddenSenderError extends LabError {
+  readonly code = 'FORBIDDEN_SENDER';
 }
 
 export class InternalError extends LabError {
