@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, extname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { WebSocketServer } from 'ws';
-import { type ErrorCode, InvalidRequestError, LabError, toErrorPayload } from '../api/errors';
+import { type ErrorCode, InvalidRequestError, LabError, RunsAsJobError, toErrorPayload } from '../api/errors';
 import { LAB_API_METHODS, type LabApi, type LabApiMethod } from '../api/lab-api';
 import { JOB_METHOD_NAMES, type JobEvent } from '../api/schemas';
 
@@ -65,11 +65,11 @@ export interface RunningLabServer {
 const COOKIE = 'ticket_lab_token';
 const GROUP = /^[0-9a-f]{16}$/;
 const STATUS: Partial<Record<ErrorCode, number>> = {
-  INVALID_REQUEST: 400, NOT_FOUND: 404, AMBIGUOUS_ID: 400, BUNDLE_REJECTED: 422, DATA_FORMAT: 422, MASK_FORMAT: 422, DATASET_UNAVAILABLE: 422, CANCELLED: 409,
+  INVALID_REQUEST: 400, NOT_FOUND: 404, AMBIGUOUS_ID: 400, BUNDLE_REJECTED: 422, DATA_FORMAT: 422, MASK_FORMAT: 422, DATASET_UNAVAILABLE: 422, CANCELLED: 409, RUNS_AS_JOB: 409,
 };
 const JOB_METHODS = new Set<string>(JOB_METHOD_NAMES);
 
-/** An HTTP error that is not the service's: 401, 404, 405, 411, 413, 415. */
+/** An HTTP error that is not the service's: 400 (paths), 401, 404, 405, 409 (an upload twice), 413, 415. */
 class HttpError extends Error {
   constructor(
     readonly status: number,
@@ -267,7 +267,7 @@ export async function startLabServer(options: LabServerOptions): Promise<Running
     if (!Object.hasOwn(LAB_API_METHODS, method)) throw new HttpError(404, 'NOT_FOUND', `There is no LabApi method '${method}'.`);
     if (request.method !== 'POST') throw new HttpError(405, 'METHOD_NOT_ALLOWED', `Call ${method} with POST.`);
     if (JOB_METHODS.has(method)) {
-      throw new HttpError(409, 'RUNS_AS_JOB', `${method} runs as a job: POST /api/submitJob with {"method": "${method}", "request": {...}}, then follow it on /api/events.`);
+      throw new RunsAsJobError(`${method} runs as a job: POST /api/submitJob with {"method": "${method}", "request": {...}}, then follow it on /api/events.`);
     }
     const body = await readBody(request, maxBodyBytes);
     // The service validates every request with its LabApi validator before it does anything.
