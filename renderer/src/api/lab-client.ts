@@ -12,6 +12,11 @@ export type LabResponse<M extends LabApiMethod> = Awaited<ReturnType<LabApi[M]>>
 export interface PickedFile {
   file: File;
   relativePath: string;
+  /**
+   * What the user dropped: the file itself, or the folder it was walked out of (util/dropped-files.ts).
+   * The desktop app grants that one path rather than each file; the browser's transport uploads the files.
+   */
+  dropped?: File;
 }
 
 export interface UploadProgress {

@@ -1,5 +1,5 @@
 // The files of a drop, folders walked (an open_lth experiment is a folder), each with its path inside
-// what was dropped.
+// what was dropped, and the dropped item it came from.
 import type { PickedFile } from '../api/lab-client';
 
 const MAX_FILES = 10_000;
@@ -26,10 +26,17 @@ async function walk(entry: FileSystemEntry, prefix: string, out: PickedFile[]): 
 }
 
 export async function droppedFiles(transfer: DataTransfer): Promise<PickedFile[]> {
-  const entries = [...transfer.items].map((item) => item.webkitGetAsEntry?.()).filter((entry): entry is FileSystemEntry => !!entry);
-  if (entries.length === 0) return [...transfer.files].map((file) => ({ file, relativePath: file.name }));
+  // Read before the first await: the DataTransfer is emptied once the drop handler yields. A dropped
+  // folder's own File (getAsFile) is the one whose path is the folder's.
+  const items = [...transfer.items].map((item) => ({ entry: item.webkitGetAsEntry?.(), dropped: item.getAsFile() ?? undefined }));
+  const entries = items.filter((item): item is { entry: FileSystemEntry; dropped: File | undefined } => !!item.entry);
+  if (entries.length === 0) return [...transfer.files].map((file) => ({ file, relativePath: file.name, dropped: file }));
   const out: PickedFile[] = [];
-  for (const entry of entries) await walk(entry, '', out);
+  for (const { entry, dropped } of entries) {
+    const first = out.length;
+    await walk(entry, '', out);
+    for (const file of out.slice(first)) file.dropped = dropped;
+  }
   return out;
 }
 
