@@ -144,6 +144,8 @@ export const REQUEST_PATH_FIELDS: Readonly<Partial<Record<LabApiMethod, readonly
   instability: [read('dataDir')],
   essentialSparsity: [read('dataDir')],
   criteriaOverlap: [read('dataDir')],
+  mergeDatabases: [read('files')],
+  sweepStatus: [read('dir')],
 };
 
 /** The paths a (validated) request names, a submitted job's own request included. */
@@ -152,7 +154,12 @@ export function requestPaths(method: LabApiMethod, request: Record<string, unkno
     const inner = request.request as Record<string, unknown>;
     return requestPaths(request.method as LabApiMethod, inner).map((p) => ({ ...p, field: `request.${p.field}` }));
   }
+  // A field holds one path, or a list of them (mergeDatabases' files): every one is checked.
   return (REQUEST_PATH_FIELDS[method] ?? [])
-    .filter(({ field, isPath }) => typeof request[field] === 'string' && (isPath?.(request) ?? true))
-    .map(({ field, access }) => ({ field, path: request[field] as string, access }));
+    .filter(({ isPath }) => isPath?.(request) ?? true)
+    .flatMap(({ field, access }) => {
+      const value = request[field];
+      const paths = typeof value === 'string' ? [value] : Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+      return paths.map((path, i) => ({ field: Array.isArray(value) ? `${field}[${i}]` : field, path, access }));
+    });
 }

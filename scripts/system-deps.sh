@@ -6,11 +6,15 @@
 #     so WebGPU kernels run and are checked on machines without a GPU
 #   python3-numpy: NumPy writes the .npy/.npz files the format readers are tested against
 #   python3-cryptography: tests/support/oms_verify.py, the independent OMS verifier that checks our model.sig
+#   slurm-wlm, munge: Slurm's controller, node daemon and client commands with its authentication daemon,
+#     for tests/integration/slurm-sweep.test.ts, which starts a one-node cluster in a temporary folder
+#     (scripts/slurm-local.sh) and uses none of the packages' own services (on a systemd machine munge's
+#     starts with the key the package makes; slurmctld's and slurmd's stay down without /etc/slurm/slurm.conf)
 # With --bench (`npm run bench`), the PyTorch the benchmark compares with instead:
 #   python3-torch, libopenblas0-pthread: Debian's PyTorch and an optimised BLAS for it (without one,
 #     libblas.so.3 is the netlib reference BLAS, about 5x slower: bench/torch_env.py)
 set -euo pipefail
-packages=(dataset-fashion-mnist chromium libvulkan1 python3-numpy python3-cryptography)
+packages=(dataset-fashion-mnist chromium libvulkan1 python3-numpy python3-cryptography slurm-wlm munge)
 [ "${1:-}" = --bench ] && packages=(python3-torch libopenblas0-pthread)
 
 missing=()

@@ -71,6 +71,8 @@ import {
   type TicketDetail,
   type TicketSummary,
 } from './schemas';
+import { MergeDatabasesRequest, type MergeReport } from './merge-schemas';
+import { SweepStatusRequest, type SweepStatusReport } from './sweep-schemas';
 
 /** In-process extras of a long call: a cancel signal and a progress listener. Over IPC these become jobs and events. */
 export interface CallOptions {
@@ -152,6 +154,10 @@ export interface LabApi {
   verifyBundle(request: VerifyBundleRequest): Promise<VerifyBundleReport>;
   /** Verifies a bundle, then stores its ticket, lineage, claims and keys in one transaction. */
   importBundle(request: ImportBundleRequest): Promise<ImportBundleReport>;
+  /** Folds task databases (a Slurm sweep's) into this one, each file in one transaction; a refused file is reported by name, the others merge. */
+  mergeDatabases(request: MergeDatabasesRequest): Promise<MergeReport>;
+  /** A Slurm sweep's tasks (done, running, pending, failed with its last error) from its folder, squeue and sacct; writes nothing. */
+  sweepStatus(request: SweepStatusRequest): Promise<SweepStatusReport>;
 }
 
 /** The LabApi's event subscriptions (onXxx): not requests, so not in LAB_API_METHODS. */
@@ -196,6 +202,8 @@ export const LAB_API_METHODS = {
   resumeJob: ResumeJobRequest,
   verifyBundle: VerifyBundleRequest,
   importBundle: ImportBundleRequest,
+  mergeDatabases: MergeDatabasesRequest,
+  sweepStatus: SweepStatusRequest,
 } satisfies { [K in Exclude<keyof LabApi, LabApiEvent>]: z.ZodType };
 
 export type LabApiMethod = keyof typeof LAB_API_METHODS;

@@ -980,7 +980,8 @@ export interface ImportBundleReport {
 // ---- jobs (step 7) ----
 
 /** The long LabApi calls, run as jobs (core/jobs/job-messages.ts JOB_METHODS). */
-export const JOB_METHOD_NAMES = ['searchImp', 'searchOneShot', 'searchAtInit', 'searchGradual', 'resumeRun', 'claim', 'attack', 'instability', 'essentialSparsity', 'criteriaOverlap'] as const;
+// mergeDatabases has no progress, but a large merge would hold the app's main thread (or the server's) for long.
+export const JOB_METHOD_NAMES = ['searchImp', 'searchOneShot', 'searchAtInit', 'searchGradual', 'resumeRun', 'claim', 'attack', 'instability', 'essentialSparsity', 'criteriaOverlap', 'mergeDatabases'] as const;
 
 /** Queues a long call as a job; with `wait`, returns when it has finished (its progress streamed meanwhile). */
 export const SubmitJobRequest = z

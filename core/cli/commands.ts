@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { InvalidRequestError } from '../api/errors';
 import type { CallOptions, LabApi } from '../api/lab-api';
 import { startLabServer } from '../server/lab-server';
+import { MERGE_COMMAND } from './merge-command';
+import { SWEEP_COMMANDS } from './sweep-commands';
 
 /** Where `npm run build` puts the renderer: dist/renderer, beside this file's dist/core/cli. */
 const BUILT_RENDERER = join(__dirname, '..', '..', 'renderer');
@@ -698,4 +700,6 @@ export const COMMANDS: CommandDef[] = [
       printSearch(ctx, await ctx.api.searchImp({ ...DEMO_REQUEST, ...request }, callOptions(ctx)));
     },
   },
+  ...SWEEP_COMMANDS,
+  MERGE_COMMAND,
 ];

@@ -164,7 +164,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       out(commandHelp(command));
       return EXIT.ok;
     }
-    if (parsed.positionals.length !== command.positionals.length) {
+    // A last positional named `X...` takes one or more (merge FILE.db...).
+    const variadic = command.positionals.at(-1)?.endsWith('...') === true;
+    if (variadic ? parsed.positionals.length < command.positionals.length : parsed.positionals.length !== command.positionals.length) {
       throw new UsageError(
         command.positionals.length
           ? `${command.name} takes ${command.positionals.join(' ')}, got ${parsed.positionals.length ? parsed.positionals.join(' ') : 'nothing'}`

@@ -3,7 +3,7 @@
 // writing, so a bad request or missing dataset writes nothing.
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import type { z } from 'zod';
 import { CancelledError, InvalidRequestError, NotFoundError } from '../api/errors';
 import type { CallOptions, LabApi } from '../api/lab-api';
@@ -108,6 +108,10 @@ import { type ImpOutcome, type ImpPlan, denseMasks, runImp } from '../pruning/im
 import { type MaskSet, countKept, summarizeMasks } from '../pruning/mask';
 import { packedPicture } from './mask-picture';
 import { catalog } from './catalog';
+import { mergeTaskDatabases } from './merge';
+import { SweepStatusRequest, type SweepStatusReport } from '../api/sweep-schemas';
+import { sweepStatus } from '../sweep/status';
+import { MergeDatabasesRequest, type MergeReport } from '../api/merge-schemas';
 import { type GradualOptions, gradualSchedule, parseGradualOptions, runGradual } from '../pruning/gradual';
 import { type OneShotOutcome, type OneShotPlan, runOneShot } from '../pruning/oneshot';
 import { pruningStrategy } from '../pruning/registry';
@@ -1166,6 +1170,17 @@ export class LabService implements LabApi {
     const params = parseRequest(ImportBundleRequest, request);
     const store = this.openStore(true)!;
     return importBundle(store, params, this.ownFingerprint());
+  }
+
+  /** Folds task databases into this one (created when missing), each file in its own transaction; refusals are in the report. */
+  async mergeDatabases(request: MergeDatabasesRequest): Promise<MergeReport> {
+    return mergeTaskDatabases(this.options.dbPath, parseRequest(MergeDatabasesRequest, request));
+  }
+
+  /** Reads a sweep folder and asks Slurm (squeue, sacct) about its unfinished tasks; writes nothing. */
+  async sweepStatus(request: z.input<typeof SweepStatusRequest>): Promise<SweepStatusReport> {
+    const params = parseRequest(SweepStatusRequest, request);
+    return sweepStatus(resolve(params.dir));
   }
 
   async exportMask(request: z.input<typeof ExportMaskRequest>): Promise<ExportMaskReport> {

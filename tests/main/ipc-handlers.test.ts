@@ -56,6 +56,8 @@ function validRequests(): Record<LabApiMethod, Record<string, unknown>> {
     exportTriggers: { claim: 'cl_0', output: out('triggers.npy') }, exportBundle: { ticket, output: out('ticket.tlb') }, resumeRun: { run },
     submitJob: { method: 'searchImp', request: { ...lenet, levels: 1, iterations: 20, evalEvery: 10, validationSize: 500, backend: 'wasm' } },
     listJobs: {}, cancelJob: { job: 'jb_0' }, resumeJob: { job: 'jb_0' }, verifyBundle: { path: out('ticket.tlb') }, importBundle: { path: out('ticket.tlb') },
+    mergeDatabases: { files: [out('task-0.db')] },
+    sweepStatus: { dir: out('sweep') },
   };
 }
 

@@ -50,6 +50,8 @@ const VALID: Record<LabApiMethod, Record<string, unknown>> = {
   resumeJob: { job: 'jb_x' },
   verifyBundle: { path: '/picked/ticket.tlb' },
   importBundle: { path: '/picked/ticket.tlb' },
+  mergeDatabases: { files: ['/picked/task-0.db', '/picked/task-1.db'] },
+  sweepStatus: { dir: '/picked/sweep' },
 };
 
 type Listener = (event: unknown, payload: unknown) => void;
