@@ -12,6 +12,7 @@ export const NAV = [
   { path: '/jobs', name: 'jobs', label: 'Jobs', key: '4' },
   { path: '/verify', name: 'verify', label: 'Verify', key: '5' },
   { path: '/import', name: 'import', label: 'Import & share', key: '6' },
+  { path: '/sweeps', name: 'sweeps', label: 'Sweeps', key: '7' },
 ] as const;
 
 export const router = createRouter({
@@ -25,6 +26,7 @@ export const router = createRouter({
     { path: '/jobs', name: 'jobs', component: () => import('./views/JobsView.vue') },
     { path: '/verify', name: 'verify', component: () => import('./views/VerifyView.vue') },
     { path: '/import', name: 'import', component: () => import('./views/ImportView.vue') },
+    { path: '/sweeps', name: 'sweeps', component: () => import('./views/SweepsView.vue') },
     { path: '/:rest(.*)*', redirect: '/tickets' },
   ],
 });

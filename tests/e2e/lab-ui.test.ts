@@ -8,6 +8,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { CompareResult, TicketSummary, TicketMasksReport } from '../../core/api/schemas';
+import { runCliProcess } from '../support/cli-process';
 import { useTempFolder } from '../support/temp-folder';
 import { type ServedLab, launchChromium, serveLab } from './support/lab-browser';
 import { type SeededLab, seedLab } from './support/seed-lab';
@@ -195,6 +196,26 @@ describe('the lab UI in Chromium', () => {
     await open('/jobs');
     await expect.poll(() => page.getByTestId('job-card').count()).toBeGreaterThanOrEqual(2);
     await shot('jobs');
+  });
+
+  it('shows a sweep\'s tasks and results, and merges the finished ones into the lab', async () => {
+    // A two-task sweep planned by the CLI; one task run as a Slurm array task would run it, one not yet.
+    const dir = join(temp(), 'sweep');
+    const budget = ['--iterations', '20', '--eval-every', '10', '--validation-size', '500', '--backend', 'wasm'];
+    for (const args of [['sweep', 'plan', '--methods', 'oneshot', '--sparsities', '0.9', '--seeds', '0,1', '--model', 'lenet-300-100', '--dataset', 'mnist', ...budget, '-o', dir], ['sweep', 'run-task', dir, '0']]) {
+      const result = await runCliProcess(args);
+      expect(result.code, result.stderr).toBe(0);
+    }
+    const before = (await api<TicketSummary[]>('listTickets', {})).length;
+    await open(`/sweeps?dir=${encodeURIComponent(dir)}`);
+    await expect.poll(() => page.getByTestId('sweep-task').count()).toBe(2);
+    expect(await page.getByTestId('sweep-task').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-state')))).toEqual(['done', 'unsubmitted']);
+    await page.getByTestId('sweep-chart').waitFor();
+    await page.getByTestId('sweep-merge').click();
+    await expect.poll(() => page.getByTestId('job-card').getAttribute('data-state'), { timeout: 60_000 }).toBe('completed');
+    // The finished task's dense ticket and its one-shot ticket are now in the lab, under their task ids.
+    expect((await api<TicketSummary[]>('listTickets', {})).length).toBe(before + 2);
+    await shot('sweeps');
   });
 
   it('logged no error and no CSP refusal on any screen', () => {
