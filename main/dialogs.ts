@@ -24,6 +24,16 @@ export async function openFileForWindow(window: BrowserWindow, grants: PathGrant
   window.webContents.send(IPC_CHANNELS.menuCommand, command);
 }
 
+/** An open_lth experiment folder: granted with everything in it, then imported as runs by the window. */
+export async function openFolderForWindow(window: BrowserWindow, grants: PathGrants): Promise<void> {
+  const { canceled, filePaths } = await dialog.showOpenDialog(window, { properties: ['openDirectory'] });
+  const path = filePaths[0];
+  if (canceled || !path) return;
+  grants.grant(path, 'read');
+  const command: MenuCommand = { type: 'open-file', path, name: basename(path), folder: true };
+  window.webContents.send(IPC_CHANNELS.menuCommand, command);
+}
+
 export function sendMenuCommand(window: BrowserWindow, command: MenuCommand): void {
   window.webContents.send(IPC_CHANNELS.menuCommand, command);
 }

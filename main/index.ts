@@ -8,7 +8,7 @@ import { BrowserWindow, Menu, type WebContents, app, ipcMain, protocol, session 
 import { IPC_CHANNELS } from '../core/api/ipc';
 import { LabService } from '../core/service/lab-service';
 import { defaultDbPath, defaultOwnerKeyPath } from '../core/store/default-path';
-import { BUNDLE_FILE_FILTERS, MODEL_FILE_FILTERS, fileDialogs, openDataFolder, openFileForWindow, sendMenuCommand } from './dialogs';
+import { BUNDLE_FILE_FILTERS, MODEL_FILE_FILTERS, fileDialogs, openDataFolder, openFileForWindow, openFolderForWindow, sendMenuCommand } from './dialogs';
 import { createIpcHandlers } from './ipc-handlers';
 import { menuTemplate } from './menu';
 import { PathGrants } from './path-grants';
@@ -82,6 +82,7 @@ async function start(): Promise<void> {
         {
           openModel: withWindow((w) => openFileForWindow(w, grants, MODEL_FILE_FILTERS)),
           importBundle: withWindow((w) => openFileForWindow(w, grants, BUNDLE_FILE_FILTERS)),
+          openExperimentFolder: withWindow((w) => openFolderForWindow(w, grants)),
           exportTicket: withWindow((w) => sendMenuCommand(w, { type: 'export-ticket' })),
           openDataFolder: () => void openDataFolder(dirname(dbPath)),
         },

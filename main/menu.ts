@@ -7,6 +7,8 @@ export interface MenuActions {
   openModel(): void;
   /** Open dialog for a signed bundle; the window is told to import it. */
   importBundle(): void;
+  /** Folder dialog for an open_lth experiment; the window is told to import its runs. */
+  openExperimentFolder(): void;
   /** The window exports the ticket it shows (it asks for a save path over IPC). */
   exportTicket(): void;
   /** The folder of the database, in the system's file manager. */
@@ -20,6 +22,7 @@ export function menuTemplate(actions: MenuActions, platform: NodeJS.Platform): M
     submenu: [
       { label: 'Open model…', accelerator: 'CmdOrCtrl+O', click: () => actions.openModel() },
       { label: 'Import bundle…', accelerator: 'CmdOrCtrl+Shift+O', click: () => actions.importBundle() },
+      { label: 'Open experiment folder…', click: () => actions.openExperimentFolder() },
       { label: 'Export ticket…', accelerator: 'CmdOrCtrl+E', click: () => actions.exportTicket() },
       { type: 'separator' },
       { label: 'Open data folder', click: () => actions.openDataFolder() },

@@ -27,4 +27,4 @@ export const IPC_CHANNELS = {
 export type IpcReply<T> = { ok: true; value: T } | { ok: false; error: ErrorPayload };
 
 /** What the File menu asks the window to do (a path is already granted when it arrives). */
-export type MenuCommand = { type: 'open-file'; path: string; name: string } | { type: 'export-ticket' } | { type: 'navigate'; route: string };
+export type MenuCommand = { type: 'open-file'; path: string; name: string; folder?: boolean } | { type: 'export-ticket' } | { type: 'navigate'; route: string };

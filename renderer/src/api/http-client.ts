@@ -89,6 +89,7 @@ export function createHttpClient(origin: string = window.location.origin): LabCl
     });
 
   const files: FileAccess = {
+    uploads: true,
     async receive(items, onProgress) {
       if (items.length === 0) throw new LabCallError('INVALID_REQUEST', 'Nothing was dropped.');
       const { maxUploadBytes, separator } = await sessionInfo();

@@ -34,6 +34,7 @@ export function createIpcClient(bridge: LabBridge): LabClient {
   ) as unknown as LabMethods;
 
   const files: FileAccess = {
+    uploads: false,
     async receive(items, onProgress) {
       const first = items[0];
       if (!first) throw new LabCallError('INVALID_REQUEST', 'Nothing was dropped.');
@@ -43,7 +44,7 @@ export function createIpcClient(bridge: LabBridge): LabClient {
       const chosen = first.dropped ?? (folder ? undefined : first.file);
       if (!chosen) {
         const name = first.relativePath.split('/')[0];
-        throw new LabCallError('INVALID_REQUEST', `The app reads a folder dropped on its window: drop ${name} anywhere on it (a folder chosen in the page gives its files, not the folder).`);
+        throw new LabCallError('INVALID_REQUEST', `The app reads a folder dropped on its window or opened with File › Open experiment folder…: drop ${name} anywhere on the window, or use that menu (a folder chosen in the page gives its files, not the folder).`);
       }
       const [path] = await unwrap(bridge.files.grant([chosen]));
       // Nothing travels: the service reads the file where it is.

@@ -25,6 +25,8 @@ export interface UploadProgress {
 }
 
 export interface FileAccess {
+  /** True when receive sends the bytes (the browser's upload to the server); false when the service reads the files where they are (the app). */
+  readonly uploads: boolean;
   /** Makes picked files readable by the service: returns the path to name in requests (a folder's root for a folder). */
   receive(files: PickedFile[], onProgress?: (progress: UploadProgress) => void): Promise<{ path: string; root: string }>;
   /** Where an export named `name` is written. */

@@ -15,7 +15,7 @@ export function followMenuCommands(router: Router, notify: (message: string) => 
     switch (command.type) {
       case 'open-file':
         // Open model… and Import bundle…: the import screen reads the file where it is.
-        drop.pendingPath = { path: command.path, name: command.name };
+        drop.pendingPath = { path: command.path, name: command.name, folder: command.folder === true };
         await router.push('/import');
         return;
       case 'export-ticket': {

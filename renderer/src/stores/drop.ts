@@ -6,6 +6,8 @@ import type { PickedFile } from '../api/lab-client';
 export interface GrantedFile {
   path: string;
   name: string;
+  /** An open_lth experiment folder (File › Open experiment folder…), not a file. */
+  folder?: boolean;
 }
 
 /** Files dropped anywhere on the window, or opened from the File menu, waiting for the import screen to take them. */
