@@ -1027,3 +1027,23 @@ export type JobEvent =
   | { type: 'progress'; job: string; progress: SearchProgress }
   | { type: 'warning'; job: string; message: string }
   | { type: 'state'; job: JobReport };
+
+// ---- the local server's file endpoints (ticket-lab serve; the renderer's HTTP transport reads these) ----
+
+/** What a browser needs to know to hand files to the service, which reads and writes paths. */
+export interface ServerSession {
+  /** Where exports the browser downloads afterwards are written (GET /api/download?path=...). */
+  exportDir: string;
+  separator: string;
+  maxBodyBytes: number;
+  maxUploadBytes: number;
+}
+
+/** An uploaded file: its path on the server, for requests that take a path. */
+export interface UploadReport {
+  path: string;
+  /** The folder of its upload group: a dropped folder's files share one (an open_lth experiment). */
+  root: string;
+  group: string;
+  bytes: number;
+}

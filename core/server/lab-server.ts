@@ -16,7 +16,9 @@ import { pipeline } from 'node:stream/promises';
 import { WebSocketServer } from 'ws';
 import { type ErrorCode, InvalidRequestError, LabError, RunsAsJobError, toErrorPayload } from '../api/errors';
 import { LAB_API_METHODS, type LabApi, type LabApiMethod } from '../api/lab-api';
-import { JOB_METHOD_NAMES, type JobEvent } from '../api/schemas';
+import { JOB_METHOD_NAMES, type JobEvent, type ServerSession, type UploadReport } from '../api/schemas';
+
+export type { ServerSession, UploadReport };
 
 export interface LabServerOptions {
   /** The service (a LabService): requests are its methods, events its job events. */
@@ -33,24 +35,6 @@ export interface LabServerOptions {
   staticDir?: string;
   /** Largest uploaded file (a dropped model or bundle), in bytes (default 4 GiB). */
   maxUploadBytes?: number;
-}
-
-/** What a browser needs to know to hand files to the service, which reads and writes paths. */
-export interface ServerSession {
-  /** Where exports the browser downloads afterwards are written (GET /api/download?path=...). */
-  exportDir: string;
-  separator: string;
-  maxBodyBytes: number;
-  maxUploadBytes: number;
-}
-
-/** An uploaded file: its path on the server, for requests that take a path. */
-export interface UploadReport {
-  path: string;
-  /** The folder of its upload group: a dropped folder's files share one (an open_lth experiment). */
-  root: string;
-  group: string;
-  bytes: number;
 }
 
 export interface RunningLabServer {

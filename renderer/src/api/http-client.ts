@@ -1,14 +1,8 @@
 // The LabClient over `ticket-lab serve`: one POST per method (the session cookie carries the token),
 // job events over a WebSocket that reconnects, uploads with progress, downloads of exports.
 import type { LabApiMethod } from '../../../core/api/lab-api';
-import type { JobEvent } from '../../../core/api/schemas';
+import type { JobEvent, ServerSession, UploadReport } from '../../../core/api/schemas';
 import { type FileAccess, LabCallError, type LabClient, type PickedFile, type UploadProgress } from './lab-client';
-
-interface ServerSession {
-  exportDir: string;
-  separator: string;
-  maxUploadBytes: number;
-}
 
 async function errorOf(response: Response): Promise<LabCallError> {
   const text = await response.text();
@@ -73,7 +67,7 @@ export function createHttpClient(origin: string = window.location.origin): LabCl
     }));
 
   const uploadOne = (item: PickedFile, group: string | undefined, onBytes: (sent: number) => void) =>
-    new Promise<{ path: string; root: string; group: string }>((resolve, reject) => {
+    new Promise<UploadReport>((resolve, reject) => {
       const request = new XMLHttpRequest();
       request.open('POST', `${origin}/api/upload`);
       request.setRequestHeader('content-type', 'application/octet-stream');
@@ -81,7 +75,7 @@ export function createHttpClient(origin: string = window.location.origin): LabCl
       if (group) request.setRequestHeader('x-upload-group', group);
       request.upload.onprogress = (event) => onBytes(event.loaded);
       request.onload = () => {
-        if (request.status === 200) return resolve(JSON.parse(request.responseText) as { path: string; root: string; group: string });
+        if (request.status === 200) return resolve(JSON.parse(request.responseText) as UploadReport);
         void errorOf(new Response(request.responseText, { status: request.status })).then(reject);
       };
       request.onerror = () => reject(new LabCallError('UNREACHABLE', `Uploading ${item.relativePath} failed: the server does not answer.`));
